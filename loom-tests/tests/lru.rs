@@ -1,0 +1,225 @@
+//! Loom models of `ListLru`'s races, on the crate's real types built with
+//! `--cfg loom` (run: `RUSTFLAGS="--cfg loom" cargo test -p zswap-loom-tests
+//! --release`; see the README). Each model checks, in every interleaving,
+//! that every item is removed at most once, that the counts equal the items
+//! really on the lists, and (through loom's `Arc` tracking) that no item is
+//! leaked or freed twice.
+#![cfg(loom)]
+
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::sync::Arc;
+use loom::thread;
+use zswap::{Del, GroupId, Groups, Item, ListLru, LruStatus, NodeId, Topology};
+
+const N0: NodeId = NodeId::ZERO;
+
+/// `loom::model`, printing how many interleavings it explored.
+fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
+    let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = runs.clone();
+    loom::model(move || {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        f();
+    });
+    println!(
+        "loom model {name}: {} interleavings",
+        runs.load(std::sync::atomic::Ordering::Relaxed)
+    );
+}
+
+/// Items still on the lists, by walking them all with `Skip`.
+fn on_lists(lru: &ListLru<u32>) -> Vec<u32> {
+    let mut seen = Vec::new();
+    let mut budget = usize::MAX;
+    lru.walk(&mut budget, |g| {
+        seen.push(*g.item());
+        LruStatus::Skip
+    });
+    seen
+}
+
+/// (1) A walker that isolates with the lock dropped (`RemovedRetry`, as
+/// zswap's writeback does) races `del` of the same item.
+#[test]
+fn walker_removed_retry_vs_del() {
+    model("walker_removed_retry_vs_del", || {
+        let lru = Arc::new(ListLru::new(&Topology::single()));
+        let a = Item::new(1u32);
+        let b = Item::new(2u32);
+        lru.add(&a, N0, GroupId::ROOT).unwrap();
+        lru.add(&b, N0, GroupId::ROOT).unwrap();
+
+        let walker = {
+            let lru = lru.clone();
+            thread::spawn(move || {
+                let mut taken = Vec::new();
+                let mut budget = 1;
+                let n = lru
+                    .walk_one(N0, GroupId::ROOT, &mut budget, |g| {
+                        let item = g.isolate().expect("walked item is on the list");
+                        g.unlocked(|| taken.push(*item));
+                        LruStatus::RemovedRetry
+                    })
+                    .unwrap();
+                assert_eq!(n, taken.len());
+                taken
+            })
+        };
+        let del = lru.del(&a).unwrap();
+        let taken = walker.join().unwrap();
+
+        let a_removed_by_walker = taken.contains(&1);
+        match del {
+            Del::Removed => assert!(!a_removed_by_walker),
+            Del::Isolated => assert!(a_removed_by_walker),
+            Del::NotOnList => panic!("a was linked or isolated throughout"),
+        }
+        let left = on_lists(&lru);
+        assert_eq!(lru.count(), left.len());
+        assert_eq!(
+            left.len() + taken.len() + usize::from(del == Del::Removed),
+            2
+        );
+        assert!(!left.contains(&1));
+    });
+}
+
+/// (2) `del` races the reparenting of its item's group.
+#[test]
+fn del_vs_reparent() {
+    model("del_vs_reparent", || {
+        let groups = Groups::new();
+        let child = groups.create(GroupId::ROOT).unwrap();
+        let lru = Arc::new(ListLru::with_groups(&Topology::single(), &groups));
+        let x = Item::new(1u32);
+        let y = Item::new(2u32);
+        lru.add(&x, N0, child).unwrap();
+        lru.add(&y, N0, child).unwrap();
+
+        let offline = {
+            let groups = groups.clone();
+            thread::spawn(move || groups.offline(child).unwrap())
+        };
+        assert_eq!(lru.del(&x).unwrap(), Del::Removed);
+        offline.join().unwrap();
+
+        assert_eq!(on_lists(&lru), vec![2]);
+        assert_eq!(lru.count_one(N0, GroupId::ROOT).unwrap(), 1);
+        assert_eq!(lru.count_one(N0, child).unwrap(), 0);
+        assert_eq!(lru.count(), 1);
+        assert_eq!(lru.del(&y).unwrap(), Del::Removed);
+        assert_eq!(lru.count(), 0);
+    });
+}
+
+/// (2b) The first `add` of a group (which makes its lists) races that
+/// group's offline: the item must end up on the parent's list, never on a
+/// list nobody will reparent.
+#[test]
+fn first_add_vs_offline() {
+    model("first_add_vs_offline", || {
+        let groups = Groups::new();
+        let child = groups.create(GroupId::ROOT).unwrap();
+        let lru = Arc::new(ListLru::with_groups(&Topology::single(), &groups));
+        let x = Item::new(7u32);
+
+        let offline = {
+            let groups = groups.clone();
+            thread::spawn(move || groups.offline(child).unwrap())
+        };
+        assert!(lru.add(&x, N0, child).unwrap());
+        offline.join().unwrap();
+
+        assert_eq!(lru.count_one(N0, child).unwrap(), 0);
+        assert_eq!(lru.count_one(N0, GroupId::ROOT).unwrap(), 1);
+        let mut budget = 8;
+        let mut seen = 0;
+        lru.walk_one(N0, GroupId::ROOT, &mut budget, |g| {
+            seen += 1;
+            assert_eq!(*g.item(), 7);
+            LruStatus::Skip
+        })
+        .unwrap();
+        assert_eq!(seen, 1);
+        assert_eq!(lru.del(&x).unwrap(), Del::Removed);
+    });
+}
+
+/// (3) Two walkers on one list, one of them dropping the lock.
+#[test]
+fn two_walkers_one_list() {
+    model("two_walkers_one_list", || {
+        let lru = Arc::new(ListLru::new(&Topology::single()));
+        let items: Vec<_> = (0..2u32).map(Item::new).collect();
+        for it in &items {
+            lru.add(it, N0, GroupId::ROOT).unwrap();
+        }
+        let isolated = Arc::new(AtomicUsize::new(0));
+        let spawn_walker = |drop_lock: bool| {
+            let lru = lru.clone();
+            let isolated = isolated.clone();
+            thread::spawn(move || {
+                let mut budget = 1;
+                let n = lru
+                    .walk_one(N0, GroupId::ROOT, &mut budget, |g| {
+                        g.isolate().expect("walked item is on the list");
+                        isolated.fetch_add(1, Ordering::Relaxed);
+                        if drop_lock {
+                            g.unlocked(|| ());
+                            LruStatus::RemovedRetry
+                        } else {
+                            LruStatus::Removed
+                        }
+                    })
+                    .unwrap();
+                assert_eq!(n, 1);
+            })
+        };
+        let t1 = spawn_walker(false);
+        let t2 = spawn_walker(true);
+        t1.join().unwrap();
+        t2.join().unwrap();
+
+        assert_eq!(isolated.load(Ordering::Relaxed), 2);
+        assert_eq!(lru.count(), 0);
+        for it in &items {
+            assert!(it.is_isolated());
+            assert_eq!(lru.del(it).unwrap(), Del::Isolated);
+        }
+    });
+}
+
+/// (4) `add` while another thread walks (rotating) and the main thread
+/// counts: counts never exceed what was added and end exact.
+#[test]
+fn add_while_walking_while_counting() {
+    model("add_while_walking_while_counting", || {
+        let lru = Arc::new(ListLru::new(&Topology::single()));
+        let a = Item::new(1u32);
+        let b = Item::new(2u32);
+        lru.add(&a, N0, GroupId::ROOT).unwrap();
+
+        let adder = {
+            let lru = lru.clone();
+            thread::spawn(move || assert!(lru.add(&b, N0, GroupId::ROOT).unwrap()))
+        };
+        let walker = {
+            let lru = lru.clone();
+            thread::spawn(move || {
+                let mut budget = 2;
+                lru.walk_one(N0, GroupId::ROOT, &mut budget, |_| LruStatus::Rotate)
+                    .unwrap();
+            })
+        };
+        let c = lru.count();
+        assert!((1..=2).contains(&c), "count {c}");
+        adder.join().unwrap();
+        walker.join().unwrap();
+
+        assert_eq!(lru.count(), 2);
+        let mut left = on_lists(&lru);
+        left.sort_unstable();
+        assert_eq!(left, vec![1, 2]);
+        drop(a);
+    });
+}

@@ -1,0 +1,39 @@
+//! # zswap
+//!
+//! The Linux kernel's memcg- and NUMA-aware `list_lru` and its zswap
+//! compressed page cache, in user space.
+//!
+//! This release carries the foundation layer:
+//! - [`Groups`]: the tenant tree (the memcg analogue), with the hierarchical
+//!   `zswap_max` / `zswap_writeback` settings, memory.stat-style counters,
+//!   offline with reparenting, and a [`RoundRobin`] reclaim cursor.
+//! - [`ListLru<T>`]: one list per (NUMA node, group), with walk callbacks
+//!   that isolate, rotate, skip, retry or stop ([`LruStatus`]), `putback`,
+//!   exact lock-free counts, lazily made per-group lists, and reparenting.
+//! - [`Topology`]: the NUMA nodes, read from sysfs, and the caller's node.
+//!
+//! The compressed object store and the zswap facade build on these.
+//!
+//! ## Loom
+//!
+//! Built with `RUSTFLAGS="--cfg loom"`, every lock, atomic and cell in this
+//! crate is loom's (see `src/sync.rs`), so a downstream crate's loom models
+//! that call into `zswap` check our synchronization together with theirs.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+mod error;
+mod group;
+mod lru;
+mod numa;
+mod sync;
+mod table;
+
+#[doc(hidden)]
+pub mod testing;
+
+pub use error::Error;
+pub use group::{GroupEvent, GroupId, GroupState, GroupStats, Groups, PreOrder, RoundRobin};
+pub use lru::{Del, Item, ListLru, LruStatus, Scan, WalkGuard};
+pub use numa::{current_node, NodeId, Topology, MAX_NUMNODES, NODE_ONLINE_PATH};

@@ -1,0 +1,257 @@
+//! The item handle and its link state.
+//!
+//! An [`Item<T>`] is a reference-counted node: the caller's value plus the
+//! intrusive links of the list it may be on. Allocating it is the caller's one
+//! allocation (as the kernel's zswap allocates an entry with its `list_head`
+//! inside); adding, deleting, rotating, isolating and putting back never
+//! allocate. Identity is the node's address: it survives rotation,
+//! isolation, putback and reparenting, and [`Item::ptr_eq`] compares it.
+//!
+//! The node's state lives in one atomic word so that every transition is a
+//! single atomic step:
+//!
+//! | word                 | meaning                                             |
+//! |----------------------|-----------------------------------------------------|
+//! | `null \| DETACHED`   | on no list, owned by nobody in particular           |
+//! | `list \| LINKED`     | on the physical list of `resolve(list)` (see below) |
+//! | `null \| ISOLATED`   | taken off by a walker or `isolate`, not yet put back |
+//!
+//! `list` is the list the item was linked into; if that list has since been
+//! reparented (its group went offline) the item physically sits on the list
+//! that `list.forward` leads to. The word of a linked item changes only under
+//! the lock of that resolved list, and the links are read or written only
+//! under it; that is the invariant every `unsafe` block in `lru/` rests on.
+//! A list lives until its `ListLru` is dropped (an offline group's lists stay
+//! as forwarding tombstones), and dropping the lru detaches every linked
+//! item, so a linked word never points at freed memory. An isolated or
+//! detached word carries no pointer at all.
+//!
+//! An item binds to the first lru that adds it (`lru` below, written once);
+//! any other lru refuses it with [`Error::ForeignItem`](crate::Error), which
+//! is what keeps one lru from following another lru's pointers.
+
+use std::fmt;
+use std::ops::Deref;
+use std::ptr;
+
+use super::list::ListOne;
+use crate::sync::{Arc, AtomicPtr, AtomicUsize, Ordering, UnsafeCell};
+
+pub(super) const DETACHED: usize = 0;
+pub(super) const LINKED: usize = 1;
+pub(super) const ISOLATED: usize = 2;
+const TAG: usize = 3;
+
+/// Intrusive links; valid only under the lock of the list the node is on.
+pub(super) struct Link<T> {
+    pub(super) prev: *const Node<T>,
+    pub(super) next: *const Node<T>,
+}
+
+/// The allocation behind an [`Item`].
+pub(super) struct Node<T> {
+    value: T,
+    /// Tagged `*const ListOne<T>`: see the module docs.
+    word: AtomicPtr<ListOne<T>>,
+    /// Address of the `LruInner` this item is bound to; 0 while unbound.
+    lru: AtomicUsize,
+    pub(super) link: UnsafeCell<Link<T>>,
+}
+
+// SAFETY: `value` is shared as `&T` across threads (needs `T: Sync`) and may be
+// dropped on any thread (needs `T: Send`); `word` and `lru` are atomics; `link`
+// is only touched under the lock of the list the node is on (module docs).
+unsafe impl<T: Send + Sync> Send for Node<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send + Sync> Sync for Node<T> {}
+
+/// A packed state word.
+pub(super) struct Word<T>(*mut ListOne<T>);
+
+impl<T> Clone for Word<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Word<T> {}
+
+impl<T> PartialEq for Word<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl<T> Word<T> {
+    pub(super) fn linked(list: &ListOne<T>) -> Self {
+        Word(
+            (list as *const ListOne<T>)
+                .cast_mut()
+                .map_addr(|a| a | LINKED),
+        )
+    }
+
+    pub(super) fn detached() -> Self {
+        Word(ptr::without_provenance_mut(DETACHED))
+    }
+
+    pub(super) fn isolated() -> Self {
+        Word(ptr::without_provenance_mut(ISOLATED))
+    }
+
+    pub(super) fn tag(self) -> usize {
+        self.0.addr() & TAG
+    }
+
+    /// The list of a linked word.
+    pub(super) fn list(self) -> *const ListOne<T> {
+        self.0.map_addr(|a| a & !TAG)
+    }
+}
+
+impl<T> Node<T> {
+    pub(super) fn word(&self) -> Word<T> {
+        // Acquire pairs with the Release stores below: a reader that sees a
+        // list pointer sees that list fully built.
+        Word(self.word.load(Ordering::Acquire))
+    }
+
+    pub(super) fn set_word(&self, w: Word<T>) {
+        self.word.store(w.0, Ordering::Release);
+    }
+
+    /// Moves the word from `old` to `new` if it still is `old`.
+    pub(super) fn cas_word(&self, old: Word<T>, new: Word<T>) -> Result<(), Word<T>> {
+        self.word
+            .compare_exchange(old.0, new.0, Ordering::AcqRel, Ordering::Acquire)
+            .map(|_| ())
+            .map_err(Word)
+    }
+
+    /// Binds the node to the lru at `owner` if unbound; whether it is bound to
+    /// `owner` now.
+    pub(super) fn bind(&self, owner: usize) -> bool {
+        match self
+            .lru
+            .compare_exchange(0, owner, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => true,
+            Err(bound) => bound == owner,
+        }
+    }
+
+    /// Whether the node is bound to the lru at `owner`.
+    pub(super) fn bound_to(&self, owner: usize) -> bool {
+        self.lru.load(Ordering::Acquire) == owner
+    }
+}
+
+/// A value that can sit on a [`ListLru`](crate::ListLru): a reference-counted
+/// handle whose identity (its address) is stable across rotate, isolate,
+/// putback and reparent. Cloning clones the handle, not the value.
+///
+/// ```
+/// use zswap::Item;
+/// let a = Item::new(7u32);
+/// let b = a.clone();
+/// assert!(Item::ptr_eq(&a, &b) && *b == 7);
+/// assert!(!Item::ptr_eq(&a, &Item::new(7)));
+/// ```
+pub struct Item<T>(pub(super) Arc<Node<T>>);
+
+impl<T> Item<T> {
+    /// A new item holding `value`, on no list.
+    pub fn new(value: T) -> Self {
+        Item(Arc::new(Node {
+            value,
+            word: AtomicPtr::new(Word::<T>::detached().0),
+            lru: AtomicUsize::new(0),
+            link: UnsafeCell::new(Link {
+                prev: ptr::null(),
+                next: ptr::null(),
+            }),
+        }))
+    }
+
+    /// Whether two handles are the same item.
+    pub fn ptr_eq(a: &Self, b: &Self) -> bool {
+        Arc::ptr_eq(&a.0, &b.0)
+    }
+
+    /// Whether the item is on a list now (a racy snapshot).
+    pub fn is_linked(&self) -> bool {
+        self.0.word().tag() == LINKED
+    }
+
+    /// Whether a walker or `isolate` holds the item off its list now (a racy
+    /// snapshot).
+    pub fn is_isolated(&self) -> bool {
+        self.0.word().tag() == ISOLATED
+    }
+
+    pub(super) fn node(&self) -> &Node<T> {
+        &self.0
+    }
+
+    pub(super) fn as_ptr(&self) -> *const Node<T> {
+        Arc::as_ptr(&self.0)
+    }
+
+    /// Leaks one reference as the raw pointer a list holds.
+    pub(super) fn into_raw(self) -> *const Node<T> {
+        Arc::into_raw(self.0)
+    }
+
+    /// Takes back a reference leaked by [`into_raw`](Self::into_raw).
+    ///
+    /// # Safety
+    /// `ptr` must come from `into_raw`, and that reference must not be taken
+    /// back twice.
+    pub(super) unsafe fn from_raw(ptr: *const Node<T>) -> Self {
+        // SAFETY: forwarded to the caller.
+        Item(unsafe { Arc::from_raw(ptr) })
+    }
+
+    /// A new handle to the node at `ptr`.
+    ///
+    /// # Safety
+    /// `ptr` must point at a live node (one whose reference count the caller
+    /// knows to be positive for the duration of this call).
+    pub(super) unsafe fn clone_raw(ptr: *const Node<T>) -> Self {
+        // SAFETY: the node is live, so its count is at least one; we add one
+        // and adopt it.
+        unsafe {
+            Arc::increment_strong_count(ptr);
+            Item(Arc::from_raw(ptr))
+        }
+    }
+}
+
+impl<T> Clone for Item<T> {
+    fn clone(&self) -> Self {
+        Item(self.0.clone())
+    }
+}
+
+impl<T> Deref for Item<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0.value
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Item<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Item").field(&self.0.value).finish()
+    }
+}
+
+/// The value of the node at `ptr`.
+///
+/// # Safety
+/// The node must stay alive for `'a`.
+pub(super) unsafe fn value<'a, T>(ptr: *const Node<T>) -> &'a T {
+    // SAFETY: forwarded to the caller.
+    unsafe { &(*ptr).value }
+}

@@ -1,0 +1,111 @@
+//! The crate's one switch between the real synchronization primitives and
+//! [loom]'s model-checked ones.
+//!
+//! Nothing else in `src/` names `std::sync`, `parking_lot` or `loom`: every
+//! lock, atomic, shared pointer, interior-mutability cell and spin hint comes
+//! from here. A normal build gets `parking_lot`'s non-poisoning mutex and the
+//! standard library's atomics; a build with `RUSTFLAGS="--cfg loom"` gets
+//! loom's, so the loom models in `loom-tests/` check the crate's real types,
+//! and a downstream crate that builds its own loom models with `--cfg loom`
+//! gets this crate on loom as well.
+//!
+//! Both builds expose the same API: `Mutex::lock` never fails (a panic while
+//! holding a lock does not poison it: the data structures in this crate keep
+//! their invariants across any panic of a user callback, because a callback
+//! only ever sees one item and the structure is consistent whenever it runs),
+//! and [`UnsafeCell`] is accessed only through `with` / `with_mut`, which loom
+//! uses to detect unsynchronized access.
+//!
+//! [loom]: https://docs.rs/loom
+
+#[cfg(not(loom))]
+#[allow(unused_imports)]
+mod imp {
+    pub(crate) use std::hint::spin_loop;
+    pub(crate) use std::sync::atomic::fence;
+    pub(crate) use std::sync::atomic::{
+        AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+    };
+    pub(crate) use std::sync::Arc;
+    pub(crate) use std::thread_local;
+
+    /// A non-poisoning mutex (`parking_lot`'s).
+    #[derive(Debug, Default)]
+    pub(crate) struct Mutex<T>(parking_lot::Mutex<T>);
+
+    /// The guard of a [`Mutex`].
+    pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
+
+    impl<T> Mutex<T> {
+        /// A new unlocked mutex holding `value`.
+        pub(crate) fn new(value: T) -> Self {
+            Mutex(parking_lot::Mutex::new(value))
+        }
+
+        /// Locks the mutex; never fails.
+        #[inline]
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            self.0.lock()
+        }
+    }
+
+    /// An `UnsafeCell` with loom's closure-based access API.
+    #[derive(Debug)]
+    pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+    impl<T> UnsafeCell<T> {
+        /// A new cell holding `value`.
+        pub(crate) const fn new(value: T) -> Self {
+            UnsafeCell(std::cell::UnsafeCell::new(value))
+        }
+
+        /// Calls `f` with a shared raw pointer to the contents.
+        #[inline]
+        pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+            f(self.0.get())
+        }
+
+        /// Calls `f` with an exclusive raw pointer to the contents.
+        #[inline]
+        pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            f(self.0.get())
+        }
+    }
+}
+
+#[cfg(loom)]
+#[allow(unused_imports)]
+mod imp {
+    pub(crate) use loom::cell::UnsafeCell;
+    pub(crate) use loom::hint::spin_loop;
+    pub(crate) use loom::sync::atomic::fence;
+    pub(crate) use loom::sync::atomic::{
+        AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+    };
+    pub(crate) use loom::sync::Arc;
+    pub(crate) use loom::thread_local;
+
+    /// A non-poisoning mutex over loom's.
+    #[derive(Debug)]
+    pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+
+    /// The guard of a [`Mutex`].
+    pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+
+    impl<T> Mutex<T> {
+        /// A new unlocked mutex holding `value`.
+        pub(crate) fn new(value: T) -> Self {
+            Mutex(loom::sync::Mutex::new(value))
+        }
+
+        /// Locks the mutex; never fails (poisoning is ignored).
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            self.0
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+    }
+}
+
+#[allow(unused_imports)]
+pub(crate) use imp::*;

@@ -1,0 +1,485 @@
+//! A sequential model of [`ListLru`] and a harness that runs an operation
+//! against the real lru and the model and compares them.
+//!
+//! The model is the kernel's semantics written as plainly as possible: a
+//! `VecDeque` per (node, group), coldest first; reparenting puts the child's
+//! items in front of the parent's. After every operation the harness compares
+//! results, every list's order and every count. The proptest state machine
+//! (`tests/lru_model.rs`) and the `lru_ops` fuzz target drive it.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::{Del, Error, GroupId, Groups, Item, ListLru, LruStatus, NodeId, Topology};
+
+/// Items the harness juggles.
+pub const ITEMS: usize = 12;
+/// Groups the harness creates at most (root included).
+pub const MAX_GROUPS: usize = 7;
+/// Nodes of the harness's lru.
+pub const NODES: u32 = 2;
+
+/// What a walk callback does at one visit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Answer `Skip`.
+    Skip,
+    /// Answer `Rotate`.
+    Rotate,
+    /// Isolate, answer `Removed`.
+    Remove,
+    /// Isolate, drop the lock, answer `RemovedRetry`.
+    RemoveRetry,
+    /// Drop the lock, answer `Retry`.
+    Retry,
+    /// Answer `Retry` with the lock held.
+    RetryLocked,
+    /// Answer `Stop`.
+    Stop,
+}
+
+/// One operation; indices are taken modulo what exists (plus one, so that
+/// unknown nodes and groups are exercised too).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LruOp {
+    /// `add(item, node, group)`.
+    Add { item: u8, node: u8, group: u8 },
+    /// `del(item)`.
+    Del { item: u8 },
+    /// `isolate(item)`.
+    Isolate { item: u8 },
+    /// `putback(item, node, group)`.
+    Putback { item: u8, node: u8, group: u8 },
+    /// `rotate(item)`.
+    Rotate { item: u8 },
+    /// `walk_one(node, group, budget)` with the callback following `script`.
+    Walk {
+        node: u8,
+        group: u8,
+        budget: u8,
+        script: Vec<Action>,
+    },
+    /// `walk_node(node, budget)` with `script`.
+    WalkNode {
+        node: u8,
+        budget: u8,
+        script: Vec<Action>,
+    },
+    /// `Groups::create(parent)`.
+    Create { parent: u8 },
+    /// `Groups::offline(group)`.
+    Offline { group: u8 },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Detached,
+    Linked,
+    Isolated,
+}
+
+/// The sequential model.
+#[derive(Debug, Default)]
+struct Model {
+    /// (parent, online) per group id; the root's parent is itself.
+    groups: Vec<(usize, bool)>,
+    lists: HashMap<(u32, usize), VecDeque<usize>>,
+    state: Vec<State>,
+}
+
+impl Model {
+    fn nearest_online(&self, mut g: usize) -> usize {
+        while !self.groups[g].1 && g != 0 {
+            g = self.groups[g].0;
+        }
+        g
+    }
+
+    fn list(&mut self, node: u32, g: usize) -> &mut VecDeque<usize> {
+        self.lists.entry((node, g)).or_default()
+    }
+
+    fn find(&self, item: usize) -> Option<((u32, usize), usize)> {
+        self.lists
+            .iter()
+            .find_map(|(k, l)| l.iter().position(|&i| i == item).map(|p| (*k, p)))
+    }
+
+    fn check(&self, node: u32, g: usize) -> Result<(), Error> {
+        if node >= NODES {
+            return Err(Error::NodeOutOfRange {
+                node: NodeId(node),
+                nr_nodes: NODES as usize,
+            });
+        }
+        if g >= self.groups.len() {
+            return Err(Error::UnknownGroup(GroupId::from_raw(g as u32)));
+        }
+        Ok(())
+    }
+
+    /// Walks one list; returns (isolated, visits).
+    fn walk(
+        &mut self,
+        key: (u32, usize),
+        budget: &mut usize,
+        script: &[Action],
+        calls: &mut usize,
+        visits: &mut Vec<usize>,
+    ) -> usize {
+        let mut isolated = 0;
+        let mut list = self.lists.remove(&key).unwrap_or_default();
+        'restart: loop {
+            let mut idx = 0;
+            while idx < list.len() {
+                if *budget == 0 {
+                    break 'restart;
+                }
+                *budget -= 1;
+                let item = list[idx];
+                let has_next = idx + 1 < list.len();
+                visits.push(item);
+                let action = script_action(script, calls);
+                match action {
+                    Action::Skip => idx += 1,
+                    Action::Rotate => {
+                        list.remove(idx);
+                        list.push_back(item);
+                        if !has_next {
+                            break;
+                        }
+                    }
+                    Action::Remove | Action::RemoveRetry => {
+                        list.remove(idx);
+                        self.state[item] = State::Isolated;
+                        isolated += 1;
+                        if action == Action::RemoveRetry {
+                            continue 'restart;
+                        }
+                    }
+                    Action::Retry | Action::RetryLocked => continue 'restart,
+                    Action::Stop => break 'restart,
+                }
+            }
+            break;
+        }
+        self.lists.insert(key, list);
+        isolated
+    }
+}
+
+fn script_action(script: &[Action], calls: &mut usize) -> Action {
+    let a = if script.is_empty() {
+        Action::Skip
+    } else {
+        script[*calls % script.len()]
+    };
+    *calls += 1;
+    a
+}
+
+/// The real lru and the model, side by side.
+pub struct LruHarness {
+    groups: Groups,
+    lru: ListLru<usize>,
+    items: Vec<Item<usize>>,
+    model: Model,
+}
+
+impl Default for LruHarness {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Runs the real callback side of a walk script.
+fn real_callback<'s>(
+    script: &'s [Action],
+    calls: &'s mut usize,
+    visits: &'s mut Vec<usize>,
+) -> impl FnMut(&mut crate::WalkGuard<'_, usize>) -> LruStatus + 's {
+    move |g| {
+        visits.push(*g.item());
+        match script_action(script, calls) {
+            Action::Skip => LruStatus::Skip,
+            Action::Rotate => LruStatus::Rotate,
+            Action::Remove => {
+                g.isolate().expect("a walked item is on the list");
+                LruStatus::Removed
+            }
+            Action::RemoveRetry => {
+                g.isolate().expect("a walked item is on the list");
+                g.unlocked(|| ());
+                LruStatus::RemovedRetry
+            }
+            Action::Retry => {
+                g.unlocked(|| ());
+                LruStatus::Retry
+            }
+            Action::RetryLocked => LruStatus::Retry,
+            Action::Stop => LruStatus::Stop,
+        }
+    }
+}
+
+impl LruHarness {
+    /// A fresh harness: root only, two nodes, [`ITEMS`] detached items.
+    pub fn new() -> Self {
+        let groups = Groups::new();
+        let lru = ListLru::with_groups(&Topology::with_nodes(NODES), &groups);
+        LruHarness {
+            groups,
+            lru,
+            items: (0..ITEMS).map(Item::new).collect(),
+            model: Model {
+                groups: vec![(0, true)],
+                state: vec![State::Detached; ITEMS],
+                ..Model::default()
+            },
+        }
+    }
+
+    fn node(&self, raw: u8) -> u32 {
+        u32::from(raw) % (NODES + 1)
+    }
+
+    fn group(&self, raw: u8) -> usize {
+        usize::from(raw) % (self.model.groups.len() + 1)
+    }
+
+    /// Applies `op` to both and compares everything; `Err` describes the
+    /// first difference.
+    pub fn apply(&mut self, op: &LruOp) -> Result<(), String> {
+        let r = self.step(op);
+        r.and_then(|()| self.compare())
+            .map_err(|e| format!("after {op:?}: {e}"))
+    }
+
+    fn step(&mut self, op: &LruOp) -> Result<(), String> {
+        let m = &mut self.model;
+        match *op {
+            LruOp::Add { item, node, group } | LruOp::Putback { item, node, group } => {
+                let i = usize::from(item) % ITEMS;
+                let (n, g) = (self.node(node), self.group(group));
+                let putback = matches!(op, LruOp::Putback { .. });
+                let gid = GroupId::from_raw(g as u32);
+                let real = if putback {
+                    self.lru.putback(&self.items[i], NodeId(n), gid)
+                } else {
+                    self.lru.add(&self.items[i], NodeId(n), gid)
+                };
+                let m = &mut self.model;
+                let want = m.check(n, g).map(|()| {
+                    let from = if putback {
+                        State::Isolated
+                    } else {
+                        State::Detached
+                    };
+                    if m.state[i] != from {
+                        return false;
+                    }
+                    let target = m.nearest_online(g);
+                    m.list(n, target).push_back(i);
+                    m.state[i] = State::Linked;
+                    true
+                });
+                same(real, want)
+            }
+            LruOp::Del { item } | LruOp::Isolate { item } => {
+                let i = usize::from(item) % ITEMS;
+                let isolate = matches!(op, LruOp::Isolate { .. });
+                let want = match m.state[i] {
+                    State::Detached => Del::NotOnList,
+                    State::Isolated => Del::Isolated,
+                    State::Linked => {
+                        let (key, pos) = m.find(i).ok_or("linked item on no list")?;
+                        m.lists.get_mut(&key).unwrap().remove(pos);
+                        m.state[i] = if isolate {
+                            State::Isolated
+                        } else {
+                            State::Detached
+                        };
+                        Del::Removed
+                    }
+                };
+                if isolate {
+                    same(self.lru.isolate(&self.items[i]), Ok(want == Del::Removed))
+                } else {
+                    same(self.lru.del(&self.items[i]), Ok(want))
+                }
+            }
+            LruOp::Rotate { item } => {
+                let i = usize::from(item) % ITEMS;
+                let want = match m.find(i) {
+                    Some((key, pos)) => {
+                        let l = m.lists.get_mut(&key).unwrap();
+                        l.remove(pos);
+                        l.push_back(i);
+                        true
+                    }
+                    None => false,
+                };
+                same(self.lru.rotate(&self.items[i]), Ok(want))
+            }
+            LruOp::Walk {
+                node,
+                group,
+                budget,
+                ref script,
+            } => {
+                let (n, g) = (self.node(node), self.group(group));
+                let (mut real_budget, mut model_budget) = (budget as usize, budget as usize);
+                let (mut rc, mut mc) = (0, 0);
+                let (mut rv, mut mv) = (Vec::new(), Vec::new());
+                let real = self.lru.walk_one(
+                    NodeId(n),
+                    GroupId::from_raw(g as u32),
+                    &mut real_budget,
+                    real_callback(script, &mut rc, &mut rv),
+                );
+                let m = &mut self.model;
+                let want = m
+                    .check(n, g)
+                    .map(|()| m.walk((n, g), &mut model_budget, script, &mut mc, &mut mv));
+                same(real, want)?;
+                same_val("visits", &rv, &mv)?;
+                same_val("budget left", &real_budget, &model_budget)
+            }
+            LruOp::WalkNode {
+                node,
+                budget,
+                ref script,
+            } => {
+                let n = self.node(node);
+                let (mut real_budget, mut model_budget) = (budget as usize, budget as usize);
+                let (mut rc, mut mc) = (0, 0);
+                let (mut rv, mut mv) = (Vec::new(), Vec::new());
+                let real = self.lru.walk_node(
+                    NodeId(n),
+                    &mut real_budget,
+                    real_callback(script, &mut rc, &mut rv),
+                );
+                let m = &mut self.model;
+                let want = m.check(n, 0).map(|()| {
+                    let mut isolated = 0;
+                    for g in 0..m.groups.len() {
+                        if model_budget == 0 {
+                            break;
+                        }
+                        isolated += m.walk((n, g), &mut model_budget, script, &mut mc, &mut mv);
+                    }
+                    isolated
+                });
+                same(real, want)?;
+                same_val("visits", &rv, &mv)?;
+                same_val("budget left", &real_budget, &model_budget)
+            }
+            LruOp::Create { parent } => {
+                if m.groups.len() >= MAX_GROUPS {
+                    return Ok(());
+                }
+                let p = self.group(parent);
+                let real = self.groups.create(GroupId::from_raw(p as u32));
+                let m = &mut self.model;
+                let want = if p >= m.groups.len() {
+                    Err(Error::UnknownGroup(GroupId::from_raw(p as u32)))
+                } else if !m.groups[p].1 {
+                    Err(Error::GroupOffline(GroupId::from_raw(p as u32)))
+                } else {
+                    m.groups.push((p, true));
+                    Ok(GroupId::from_raw(m.groups.len() as u32 - 1))
+                };
+                same(real, want)
+            }
+            LruOp::Offline { group } => {
+                let g = self.group(group);
+                let gid = GroupId::from_raw(g as u32);
+                let real = self.groups.offline(gid);
+                let m = &mut self.model;
+                let want = if g >= m.groups.len() {
+                    Err(Error::UnknownGroup(gid))
+                } else if g == 0 {
+                    Err(Error::RootGroup)
+                } else if !m.groups[g].1 {
+                    Err(Error::GroupOffline(gid))
+                } else if m.groups.iter().any(|&(p, on)| p == g && on) {
+                    Err(Error::HasOnlineChildren(gid))
+                } else {
+                    m.groups[g].1 = false;
+                    let parent = m.groups[g].0;
+                    for n in 0..NODES {
+                        let mut child = m.lists.remove(&(n, g)).unwrap_or_default();
+                        let dst = m.list(n, parent);
+                        child.extend(dst.drain(..));
+                        *dst = child;
+                    }
+                    Ok(())
+                };
+                same(real, want)
+            }
+        }
+    }
+
+    /// Compares every list's order and every count.
+    fn compare(&mut self) -> Result<(), String> {
+        let mut total = 0;
+        for n in 0..NODES {
+            let mut node_total = 0;
+            for g in 0..self.model.groups.len() {
+                let gid = GroupId::from_raw(g as u32);
+                let want: Vec<usize> = self.model.list(n, g).iter().copied().collect();
+                let mut got = Vec::new();
+                let mut budget = usize::MAX;
+                self.lru
+                    .walk_one(NodeId(n), gid, &mut budget, |w| {
+                        got.push(*w.item());
+                        LruStatus::Skip
+                    })
+                    .map_err(|e| e.to_string())?;
+                same_val(&format!("list ({n}, {g})"), &got, &want)?;
+                let count = self
+                    .lru
+                    .count_one(NodeId(n), gid)
+                    .map_err(|e| e.to_string())?;
+                same_val(&format!("count_one({n}, {g})"), &count, &want.len())?;
+                node_total += want.len();
+            }
+            let count = self.lru.count_node(NodeId(n)).map_err(|e| e.to_string())?;
+            same_val(&format!("count_node({n})"), &count, &node_total)?;
+            total += node_total;
+        }
+        same_val("count", &self.lru.count(), &total)?;
+        for (i, item) in self.items.iter().enumerate() {
+            let st = self.model.state[i];
+            same_val(
+                &format!("item {i} linked"),
+                &item.is_linked(),
+                &(st == State::Linked),
+            )?;
+            same_val(
+                &format!("item {i} isolated"),
+                &item.is_isolated(),
+                &(st == State::Isolated),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn same<T: PartialEq + std::fmt::Debug>(
+    real: Result<T, Error>,
+    want: Result<T, Error>,
+) -> Result<(), String> {
+    same_val("result", &real, &want)
+}
+
+fn same_val<T: PartialEq + std::fmt::Debug + ?Sized>(
+    what: &str,
+    real: &T,
+    want: &T,
+) -> Result<(), String> {
+    if real == want {
+        Ok(())
+    } else {
+        Err(format!("{what}: real {real:?}, model {want:?}"))
+    }
+}

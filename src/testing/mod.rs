@@ -1,0 +1,8 @@
+//! Test harnesses shared by the proptest state machines, the fuzz targets
+//! and the corpus replay in `tests/`. Not part of the public API: hidden
+//! from the docs and free to change.
+
+#![allow(missing_docs)]
+
+#[cfg(not(loom))]
+pub mod lru_model;
