@@ -34,6 +34,11 @@ mod table;
 pub mod testing;
 
 pub use error::Error;
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 pub use group::{GroupEvent, GroupId, GroupState, GroupStats, Groups, PreOrder, RoundRobin};
 pub use lru::{Del, Item, ListLru, LruStatus, Scan, WalkGuard};
 pub use numa::{current_node, NodeId, Topology, MAX_NUMNODES, NODE_ONLINE_PATH};

@@ -53,7 +53,7 @@ fn walker_removed_retry_vs_del() {
             let lru = lru.clone();
             thread::spawn(move || {
                 let mut taken = Vec::new();
-                let mut budget = 1;
+                let mut budget = 3;
                 let n = lru
                     .walk_one(N0, GroupId::ROOT, &mut budget, |g| {
                         let item = g.isolate().expect("walked item is on the list");
@@ -66,7 +66,10 @@ fn walker_removed_retry_vs_del() {
             })
         };
         let del = lru.del(&a).unwrap();
+        let rotated = lru.rotate(&b).unwrap();
         let taken = walker.join().unwrap();
+        // Only the walker can take b off, so a failed rotate means it had.
+        assert!(rotated || taken.contains(&2));
 
         let a_removed_by_walker = taken.contains(&1);
         match del {
@@ -221,5 +224,87 @@ fn add_while_walking_while_counting() {
         left.sort_unstable();
         assert_eq!(left, vec![1, 2]);
         drop(a);
+    });
+}
+
+/// (2c) The kernel's CVE-2026-53153 shape: a walker holds the child's list
+/// (and drops its lock mid-callback) while the child is reparented and
+/// another thread deletes an item of it. Exactly one of walker and `del`
+/// removes the item, and everything left is on the root's list.
+#[test]
+fn walker_and_del_vs_reparent() {
+    model("walker_and_del_vs_reparent", || {
+        let groups = Groups::new();
+        let child = groups.create(GroupId::ROOT).unwrap();
+        let lru = Arc::new(ListLru::with_groups(&Topology::single(), &groups));
+        let x = Item::new(1u32);
+        let y = Item::new(2u32);
+        lru.add(&x, N0, child).unwrap();
+        lru.add(&y, N0, child).unwrap();
+
+        let walker = {
+            let lru = lru.clone();
+            thread::spawn(move || {
+                let mut budget = 1;
+                let mut taken = None;
+                lru.walk_one(N0, child, &mut budget, |g| {
+                    let it = g.isolate().expect("walked item is on the list");
+                    g.unlocked(|| taken = Some(*it));
+                    LruStatus::RemovedRetry
+                })
+                .unwrap();
+                taken
+            })
+        };
+        let offline = {
+            let groups = groups.clone();
+            thread::spawn(move || groups.offline(child).unwrap())
+        };
+        let del = lru.del(&x).unwrap();
+        let taken = walker.join().unwrap();
+        offline.join().unwrap();
+
+        let x_by_walker = taken == Some(1);
+        assert_eq!(del == Del::Removed, !x_by_walker, "x removed exactly once");
+        assert_eq!(del == Del::Isolated, x_by_walker);
+        let left = on_lists(&lru);
+        assert_eq!(lru.count(), left.len());
+        assert_eq!(lru.count_one(N0, GroupId::ROOT).unwrap(), left.len());
+        assert_eq!(lru.count_one(N0, child).unwrap(), 0);
+        assert_eq!(
+            left.len() + usize::from(taken.is_some()) + usize::from(del == Del::Removed),
+            2
+        );
+    });
+}
+
+/// (2d) `putback` of an isolated item to a group racing that group's
+/// offline: the item ends up on the live list of the parent, counted once.
+#[test]
+fn putback_vs_reparent() {
+    model("putback_vs_reparent", || {
+        let groups = Groups::new();
+        let child = groups.create(GroupId::ROOT).unwrap();
+        let lru = Arc::new(ListLru::with_groups(&Topology::single(), &groups));
+        let x = Item::new(1u32);
+        let y = Item::new(2u32);
+        lru.add(&x, N0, child).unwrap();
+        lru.add(&y, N0, child).unwrap();
+        assert!(lru.isolate(&x).unwrap());
+
+        let offline = {
+            let groups = groups.clone();
+            thread::spawn(move || groups.offline(child).unwrap())
+        };
+        assert!(lru.putback(&x, N0, child).unwrap());
+        offline.join().unwrap();
+
+        assert_eq!(lru.count_one(N0, GroupId::ROOT).unwrap(), 2);
+        assert_eq!(lru.count(), 2);
+        let mut left = on_lists(&lru);
+        left.sort_unstable();
+        assert_eq!(left, vec![1, 2]);
+        assert_eq!(lru.del(&x).unwrap(), Del::Removed);
+        assert_eq!(lru.del(&y).unwrap(), Del::Removed);
     });
 }
