@@ -14,6 +14,7 @@ use std::fmt;
 use crate::Error;
 
 /// A NUMA node number, as the kernel numbers them.
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NodeId(pub u32);
 

@@ -38,6 +38,7 @@ use crate::table::{SegTable, CAPACITY};
 use crate::Error;
 
 /// A tenant group's id. [`GroupId::ROOT`] always exists.
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct GroupId(u32);
 

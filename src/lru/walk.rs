@@ -37,6 +37,7 @@ use super::list::{Guard, ListOne};
 use crate::{GroupId, NodeId};
 
 /// What a walk callback did with the item it was shown.
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LruStatus {
     /// The callback isolated the item and kept the lock.

@@ -465,6 +465,78 @@ impl LruHarness {
     }
 }
 
+/// Decodes fuzzer bytes into operations: a tag byte picks the operation,
+/// the bytes after it fill its fields (missing bytes read as 0). Walk
+/// scripts take a length byte (mod 6) and one byte per action.
+pub fn decode_ops(data: &[u8]) -> Vec<LruOp> {
+    let mut bytes = data.iter().copied();
+    let mut next = move || bytes.next();
+    let mut ops = Vec::new();
+    while let Some(tag) = next() {
+        let mut b = || next().unwrap_or(0);
+        let op = match tag % 9 {
+            0 => LruOp::Add {
+                item: b(),
+                node: b(),
+                group: b(),
+            },
+            1 => LruOp::Del { item: b() },
+            2 => LruOp::Isolate { item: b() },
+            3 => LruOp::Putback {
+                item: b(),
+                node: b(),
+                group: b(),
+            },
+            4 => LruOp::Rotate { item: b() },
+            5 | 6 => {
+                let (node, group, budget) = (b(), b(), b() % 32);
+                let script = (0..b() % 6).map(|_| action(b())).collect();
+                if tag % 9 == 5 {
+                    LruOp::Walk {
+                        node,
+                        group,
+                        budget,
+                        script,
+                    }
+                } else {
+                    LruOp::WalkNode {
+                        node,
+                        budget,
+                        script,
+                    }
+                }
+            }
+            7 => LruOp::Create { parent: b() },
+            _ => LruOp::Offline { group: b() },
+        };
+        ops.push(op);
+    }
+    ops
+}
+
+fn action(byte: u8) -> Action {
+    match byte % 7 {
+        0 => Action::Skip,
+        1 => Action::Rotate,
+        2 => Action::Remove,
+        3 => Action::RemoveRetry,
+        4 => Action::Retry,
+        5 => Action::RetryLocked,
+        _ => Action::Stop,
+    }
+}
+
+/// The fuzz target's body: decode, run against the model, panic on the
+/// first difference. At most 512 operations, so one input stays fast.
+pub fn run_bytes(data: &[u8]) {
+    let mut h = LruHarness::new();
+    for op in decode_ops(data).iter().take(512) {
+        if let Err(e) = h.apply(op) {
+            panic!("ListLru diverged from the model: {e}");
+        }
+    }
+}
+
 fn same<T: PartialEq + std::fmt::Debug>(
     real: Result<T, Error>,
     want: Result<T, Error>,
