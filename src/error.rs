@@ -29,6 +29,25 @@ pub enum Error {
     BadTopology(String),
     /// The item belongs to another `ListLru`.
     ForeignItem,
+    /// No compressor by this name in this build.
+    UnknownCompressor(String),
+    /// The compressed form does not fit the space allowed (the kernel's
+    /// `reject_compress_poor`).
+    CompressPoor,
+    /// The compressor failed (`reject_compress_fail`).
+    CompressFail,
+    /// The bytes are not a valid compressed page for this codec
+    /// (`decompress_fail`).
+    Decompress(&'static str),
+    /// The pool could not get memory from the system (`reject_alloc_fail`).
+    AllocFail,
+    /// The handle names no live object (stale, forged or freed).
+    BadHandle,
+    /// An object length outside 1..=page size, or a write of the wrong
+    /// length.
+    ObjectSize(usize),
+    /// A configuration value is out of range.
+    BadConfig(String),
 }
 
 impl fmt::Display for Error {
@@ -44,6 +63,14 @@ impl fmt::Display for Error {
             }
             Error::BadTopology(s) => write!(f, "malformed node list {s:?}"),
             Error::ForeignItem => f.write_str("item belongs to another ListLru"),
+            Error::UnknownCompressor(n) => write!(f, "unknown compressor {n:?}"),
+            Error::CompressPoor => f.write_str("compressed data does not fit"),
+            Error::CompressFail => f.write_str("compressor failed"),
+            Error::Decompress(c) => write!(f, "{c}: corrupt compressed data"),
+            Error::AllocFail => f.write_str("out of memory for the pool"),
+            Error::BadHandle => f.write_str("handle names no live object"),
+            Error::ObjectSize(n) => write!(f, "object length {n} not allowed here"),
+            Error::BadConfig(c) => write!(f, "configuration out of range: {c}"),
         }
     }
 }

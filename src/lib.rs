@@ -27,6 +27,7 @@ mod error;
 mod group;
 mod lru;
 mod numa;
+mod store;
 mod sync;
 mod table;
 
@@ -42,3 +43,7 @@ struct ReadmeDoctests;
 pub use group::{GroupEvent, GroupId, GroupState, GroupStats, Groups, PreOrder, RoundRobin};
 pub use lru::{Del, Item, ListLru, LruStatus, Scan, WalkGuard};
 pub use numa::{current_node, NodeId, Topology, MAX_NUMNODES, NODE_ONLINE_PATH};
+pub use store::{
+    ClassStats, Compressor, Handle, PoolConfig, PoolStats, ZsPool, ALIGN, DEFLATE_DEFAULT_LEVEL,
+    ZSTD_DEFAULT_LEVEL,
+};

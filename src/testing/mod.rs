@@ -6,3 +6,5 @@
 
 #[cfg(not(loom))]
 pub mod lru_model;
+#[cfg(not(loom))]
+pub mod store_model;

@@ -1,0 +1,13 @@
+//! The compressed object store: run-time chosen compressors ([`Compressor`])
+//! and a zsmalloc-like allocator ([`ZsPool`]) whose spans, size classes and
+//! compaction live in `span.rs` and `class.rs`.
+
+mod class;
+mod codec;
+mod pool;
+mod span;
+
+pub use codec::{Compressor, DEFLATE_DEFAULT_LEVEL, ZSTD_DEFAULT_LEVEL};
+pub use pool::{ClassStats, Handle, PoolConfig, PoolStats, ZsPool, ALIGN};
+
+use span::Packing;

@@ -1,0 +1,332 @@
+//! [`ZsPool`]: a zsmalloc-like allocator for compressed pages.
+//!
+//! Objects of 1 byte to one page are rounded up to 16 bytes and served from
+//! size classes; each class packs equal slots into spans of 1–4 pages chosen
+//! to waste least (`get_pages_per_zspage`), and neighbouring sizes that pack
+//! alike share one class. A [`Handle`] is opaque and survives compaction.
+//!
+//! What it guarantees:
+//! - Locking is per class: nothing on alloc, write, read or free takes a
+//!   lock shared by two classes, and the pool-wide footprint counter is only
+//!   touched when a span is taken from or given back to the system.
+//! - An object can always be read, even while compaction moves it: the move
+//!   and the read take the same class lock, and the handle's entry is
+//!   rewritten before the lock is released.
+//! - [`ZsPool::footprint`] is the bytes of span memory held from the system
+//!   (including a small per-class cache of empty spans), which is what
+//!   limits are measured against, never the sum of object sizes.
+//! - Bad input is a typed error: a zero or oversized length, a wrong-length
+//!   write, a stale, forged or double-freed handle; nothing stored is lost.
+//! - Metadata per object: an 8-byte handle entry plus a 4-byte reverse-map
+//!   slot (12 bytes), plus the span table's share; [`PoolStats::meta_bytes`]
+//!   reports the total.
+
+use std::fmt;
+use std::num::NonZeroU64;
+
+use super::class::{round_up, Class};
+use super::span::class_table;
+use crate::sync::{AtomicU64, AtomicUsize, Ordering};
+use crate::Error;
+
+/// Allocation granularity: object sizes round up to this.
+pub const ALIGN: usize = 16;
+
+/// How a pool is shaped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct PoolConfig {
+    /// The page size: the largest object, and the unit spans are made of.
+    /// A power of two from 256 to 16384. Default 4096.
+    pub page_size: usize,
+    /// The longest span, in pages (1..=4). Default 4, as zsmalloc.
+    pub max_span_pages: usize,
+    /// Empty spans each class keeps for reuse instead of freeing at once.
+    /// Default 1.
+    pub cached_spans_per_class: usize,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            page_size: 4096,
+            max_span_pages: 4,
+            cached_spans_per_class: 1,
+        }
+    }
+}
+
+/// An opaque reference to an object in a [`ZsPool`]. Valid until freed;
+/// compaction does not change it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Handle(NonZeroU64);
+
+impl Handle {
+    fn new(class: usize, id: u32, gen: u16) -> Self {
+        let raw = (class as u64 + 1) << 48 | u64::from(gen) << 32 | u64::from(id);
+        Handle(NonZeroU64::new(raw).expect("class + 1 is never zero"))
+    }
+
+    fn parts(self) -> (usize, u32, u16) {
+        let raw = self.0.get();
+        (((raw >> 48) - 1) as usize, raw as u32, (raw >> 32) as u16)
+    }
+
+    /// The raw value (for storing a handle compactly).
+    pub fn to_raw(self) -> u64 {
+        self.0.get()
+    }
+
+    /// A handle from [`to_raw`](Self::to_raw); any value is accepted, and a
+    /// pool refuses one that names no live object.
+    pub fn from_raw(raw: u64) -> Option<Self> {
+        NonZeroU64::new(raw).map(Handle)
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (c, id, gen) = self.parts();
+        write!(f, "Handle(class {c}, id {id}, gen {gen})")
+    }
+}
+
+/// One class's figures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClassStats {
+    /// Slot size in bytes.
+    pub slot_size: usize,
+    /// Pages per span.
+    pub span_pages: usize,
+    /// Slots per span.
+    pub slots_per_span: usize,
+    /// Live objects.
+    pub objects: usize,
+    /// Spans in use.
+    pub spans: usize,
+    /// Bytes of live objects (their own lengths).
+    pub bytes_used: usize,
+}
+
+impl ClassStats {
+    /// The share of the spans' bytes not holding object bytes (0..=1).
+    pub fn fragmentation(&self) -> f64 {
+        let held = self.spans * self.span_pages;
+        if held == 0 {
+            return 0.0;
+        }
+        let total = (self.spans * self.slots_per_span * self.slot_size) as f64;
+        1.0 - self.bytes_used as f64 / total.max(1.0)
+    }
+}
+
+/// Pool-wide figures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Bytes of span memory held from the system.
+    pub footprint: usize,
+    /// Live objects.
+    pub objects: usize,
+    /// Bytes of live objects.
+    pub bytes_used: usize,
+    /// Metadata bytes (handle tables, span tables, reverse maps).
+    pub meta_bytes: usize,
+    /// Objects moved by compaction, ever.
+    pub objects_compacted: u64,
+    /// Spans given back by compaction, ever.
+    pub spans_compacted: u64,
+}
+
+/// A zsmalloc-like allocator of objects up to one page.
+///
+/// ```
+/// use zswap::{PoolConfig, ZsPool};
+/// let pool = ZsPool::new(PoolConfig::default()).unwrap();
+/// let h = pool.insert(b"compressed bytes").unwrap();
+/// assert_eq!(pool.read(h, |b| b.to_vec()).unwrap(), b"compressed bytes");
+/// assert_eq!(pool.footprint(), 4096); // one span of the 16-byte class
+/// pool.free(h).unwrap();
+/// assert!(pool.free(h).is_err()); // a double free is refused
+/// ```
+pub struct ZsPool {
+    cfg: PoolConfig,
+    classes: Box<[Class]>,
+    /// Class index per 16-byte size step.
+    size_class: Box<[u16]>,
+    footprint: AtomicUsize,
+    objects_compacted: AtomicU64,
+    spans_compacted: AtomicU64,
+}
+
+impl fmt::Debug for ZsPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ZsPool")
+            .field("cfg", &self.cfg)
+            .field("classes", &self.classes.len())
+            .field("footprint", &self.footprint())
+            .finish()
+    }
+}
+
+impl ZsPool {
+    /// A pool shaped by `cfg`; [`Error::BadConfig`] if it is out of range.
+    pub fn new(cfg: PoolConfig) -> Result<Self, Error> {
+        let ok = cfg.page_size.is_power_of_two()
+            && (256..=16384).contains(&cfg.page_size)
+            && (1..=4).contains(&cfg.max_span_pages)
+            && cfg.cached_spans_per_class <= 64;
+        if !ok {
+            return Err(Error::BadConfig(format!("{cfg:?}")));
+        }
+        let (packings, size_class) = class_table(cfg.page_size, cfg.max_span_pages);
+        Ok(ZsPool {
+            classes: packings
+                .into_iter()
+                .map(|p| Class::new(p, cfg.page_size, cfg.cached_spans_per_class))
+                .collect(),
+            size_class: size_class.into_boxed_slice(),
+            cfg,
+            footprint: AtomicUsize::new(0),
+            objects_compacted: AtomicU64::new(0),
+            spans_compacted: AtomicU64::new(0),
+        })
+    }
+
+    /// The pool's shape.
+    pub fn config(&self) -> PoolConfig {
+        self.cfg
+    }
+
+    fn class_of_len(&self, len: usize) -> Result<usize, Error> {
+        if len == 0 || len > self.cfg.page_size {
+            return Err(Error::ObjectSize(len));
+        }
+        Ok(usize::from(self.size_class[round_up(len) / ALIGN - 1]))
+    }
+
+    fn class(&self, h: Handle) -> Result<(&Class, u32, u16), Error> {
+        let (c, id, gen) = h.parts();
+        let class = self.classes.get(c).ok_or(Error::BadHandle)?;
+        Ok((class, id, gen))
+    }
+
+    /// Allocates an object of `len` bytes (zeroed until written).
+    pub fn alloc(&self, len: usize) -> Result<Handle, Error> {
+        let c = self.class_of_len(len)?;
+        let (id, gen) = self.classes[c].alloc(len, None, &self.footprint)?;
+        Ok(Handle::new(c, id, gen))
+    }
+
+    /// Allocates an object holding `data`, in one lock hold.
+    pub fn insert(&self, data: &[u8]) -> Result<Handle, Error> {
+        let c = self.class_of_len(data.len())?;
+        let (id, gen) = self.classes[c].alloc(data.len(), Some(data), &self.footprint)?;
+        Ok(Handle::new(c, id, gen))
+    }
+
+    /// Overwrites an object; `data` must have the object's length.
+    pub fn write(&self, h: Handle, data: &[u8]) -> Result<(), Error> {
+        let (class, id, gen) = self.class(h)?;
+        class.write(id, gen, data)
+    }
+
+    /// Runs `f` on the object's bytes (zsmalloc's map). `f` runs under the
+    /// object's class lock: keep it short (decompressing a page is fine) and
+    /// do not call into this pool from it.
+    pub fn read<R>(&self, h: Handle, f: impl FnOnce(&[u8]) -> R) -> Result<R, Error> {
+        let (class, id, gen) = self.class(h)?;
+        class.read(id, gen, f)
+    }
+
+    /// Copies the object into `buf`; returns its length.
+    /// [`Error::ObjectSize`] if `buf` is too short.
+    pub fn read_into(&self, h: Handle, buf: &mut [u8]) -> Result<usize, Error> {
+        self.read(h, |b| {
+            let out = buf.get_mut(..b.len()).ok_or(Error::ObjectSize(b.len()))?;
+            out.copy_from_slice(b);
+            Ok(b.len())
+        })?
+    }
+
+    /// The object's length.
+    pub fn len_of(&self, h: Handle) -> Result<usize, Error> {
+        self.read(h, <[u8]>::len)
+    }
+
+    /// Frees an object; returns its length.
+    pub fn free(&self, h: Handle) -> Result<usize, Error> {
+        let (class, id, gen) = self.class(h)?;
+        class.free(id, gen, &self.footprint)
+    }
+
+    /// Compacts every class: moves objects out of the emptiest spans into
+    /// the fullest and gives the emptied spans back. Each class's lock is
+    /// released between spans. Returns the bytes given back.
+    pub fn compact(&self) -> usize {
+        let before = self.footprint();
+        for class in self.classes.iter() {
+            loop {
+                let step = class.compact_step(&self.footprint);
+                self.objects_compacted
+                    .fetch_add(step.moved as u64, Ordering::Relaxed);
+                self.spans_compacted
+                    .fetch_add(step.freed_spans as u64, Ordering::Relaxed);
+                if step.freed_spans == 0 {
+                    break;
+                }
+            }
+        }
+        before.saturating_sub(self.footprint())
+    }
+
+    /// Gives every cached empty span back to the system; returns the bytes.
+    pub fn shrink_cache(&self) -> usize {
+        self.classes
+            .iter()
+            .map(|c| c.shrink_cache(&self.footprint))
+            .sum()
+    }
+
+    /// Bytes of span memory held from the system.
+    pub fn footprint(&self) -> usize {
+        self.footprint.load(Ordering::Relaxed)
+    }
+
+    /// Per-class figures, smallest class first.
+    pub fn class_stats(&self) -> Vec<ClassStats> {
+        self.classes
+            .iter()
+            .map(|c| ClassStats {
+                slot_size: c.packing.slot,
+                span_pages: c.packing.pages,
+                slots_per_span: c.packing.slots,
+                objects: c.objects.load(Ordering::Relaxed),
+                spans: c.spans.load(Ordering::Relaxed),
+                bytes_used: c.bytes_used.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    /// Pool-wide figures.
+    pub fn stats(&self) -> PoolStats {
+        let mut s = PoolStats {
+            footprint: self.footprint(),
+            objects_compacted: self.objects_compacted.load(Ordering::Relaxed),
+            spans_compacted: self.spans_compacted.load(Ordering::Relaxed),
+            ..PoolStats::default()
+        };
+        for c in self.classes.iter() {
+            s.objects += c.objects.load(Ordering::Relaxed);
+            s.bytes_used += c.bytes_used.load(Ordering::Relaxed);
+            s.meta_bytes += c.meta.load(Ordering::Relaxed);
+        }
+        s
+    }
+
+    /// Span bytes held, recounted under each class lock (for tests: equals
+    /// [`footprint`](Self::footprint) at any quiescent point).
+    #[doc(hidden)]
+    pub fn recount_footprint(&self) -> usize {
+        self.classes.iter().map(Class::span_bytes_held).sum()
+    }
+}

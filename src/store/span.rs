@@ -1,0 +1,280 @@
+//! One span: 1–4 contiguous pages holding equal-sized slots of one size
+//! class (zsmalloc's zspage), and the size-class table that decides how
+//! slots pack.
+//!
+//! A span owns its memory (page-aligned, from the global allocator) and a
+//! reverse map from slot to the handle id that owns it, which compaction
+//! needs to update a moved object's handle. Free slots are threaded through
+//! that same map, so a span's metadata is 4 bytes per slot. Nothing here is
+//! synchronized: a span is only ever touched under its class's lock.
+
+use std::alloc::{self, Layout};
+use std::ptr::NonNull;
+
+/// Marks a free slot in `owners`; the low bits then hold the next free slot.
+const FREE: u32 = 1 << 31;
+/// End of a span's free list.
+pub(super) const NO_SLOT: u32 = FREE - 1;
+
+/// Memory held from the system for one span.
+pub(super) struct SpanMem {
+    ptr: NonNull<u8>,
+    layout: Layout,
+}
+
+// SAFETY: `SpanMem` owns its allocation exclusively; moving that ownership
+// between threads is fine, and all access goes through `&mut`/`&` of the
+// owning span under its class lock.
+unsafe impl Send for SpanMem {}
+// SAFETY: shared access only reads; writes need `&mut SpanMem`.
+unsafe impl Sync for SpanMem {}
+
+impl SpanMem {
+    /// `bytes` of zeroed, `align`-aligned memory; `None` if the system has
+    /// none (the kernel's `reject_alloc_fail`).
+    pub(super) fn alloc(bytes: usize, align: usize) -> Option<Self> {
+        let layout = Layout::from_size_align(bytes, align).ok()?;
+        if layout.size() == 0 {
+            return None;
+        }
+        // Zeroed, so every byte of a span is initialized: a slot read before
+        // it is written reads zeros, never uninitialized memory.
+        // SAFETY: the layout has a non-zero size.
+        let ptr = NonNull::new(unsafe { alloc::alloc_zeroed(layout) })?;
+        Some(SpanMem { ptr, layout })
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.layout.size()
+    }
+
+    pub(super) fn bytes(&self, off: usize, len: usize) -> &[u8] {
+        assert!(off + len <= self.len(), "slot outside its span");
+        // SAFETY: in bounds (checked above) of memory we own and zeroed at
+        // allocation, so initialized; `&self` excludes writers.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(off), len) }
+    }
+
+    pub(super) fn bytes_mut(&mut self, off: usize, len: usize) -> &mut [u8] {
+        assert!(off + len <= self.len(), "slot outside its span");
+        // SAFETY: in bounds of initialized memory we own exclusively
+        // through `&mut self`.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().add(off), len) }
+    }
+
+    /// Copies `len` bytes from `from` to `to` within (or across) spans.
+    pub(super) fn copy(
+        src: &SpanMem,
+        src_off: usize,
+        dst: &mut SpanMem,
+        dst_off: usize,
+        len: usize,
+    ) {
+        dst.bytes_mut(dst_off, len)
+            .copy_from_slice(src.bytes(src_off, len));
+    }
+}
+
+impl Drop for SpanMem {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `alloc` with this very layout, freed once.
+        unsafe { alloc::dealloc(self.ptr.as_ptr(), self.layout) }
+    }
+}
+
+/// A span in use by a class.
+pub(super) struct Span {
+    pub(super) mem: SpanMem,
+    /// Per slot: the owning handle id, or `FREE | next free slot`.
+    owners: Box<[u32]>,
+    free_head: u32,
+    pub(super) inuse: u32,
+    /// Fullness bucket and position in it (maintained by the class).
+    pub(super) bucket: u8,
+    pub(super) pos: u32,
+}
+
+impl Span {
+    pub(super) fn new(mem: SpanMem, slots: u32) -> Self {
+        let owners = (0..slots)
+            .map(|s| FREE | if s + 1 < slots { s + 1 } else { NO_SLOT })
+            .collect();
+        Span {
+            mem,
+            owners,
+            free_head: if slots > 0 { 0 } else { NO_SLOT },
+            inuse: 0,
+            bucket: 0,
+            pos: 0,
+        }
+    }
+
+    pub(super) fn slots(&self) -> u32 {
+        self.owners.len() as u32
+    }
+
+    pub(super) fn is_full(&self) -> bool {
+        self.free_head == NO_SLOT
+    }
+
+    /// Takes a free slot for handle id `owner`.
+    pub(super) fn take_slot(&mut self, owner: u32) -> Option<u32> {
+        let slot = self.free_head;
+        if slot == NO_SLOT {
+            return None;
+        }
+        self.free_head = self.owners[slot as usize] & !FREE;
+        self.owners[slot as usize] = owner;
+        self.inuse += 1;
+        Some(slot)
+    }
+
+    /// Returns `slot` to the free list.
+    pub(super) fn put_slot(&mut self, slot: u32) {
+        debug_assert!(
+            self.owners[slot as usize] & FREE == 0,
+            "double free of a slot"
+        );
+        self.owners[slot as usize] = FREE | self.free_head;
+        self.free_head = slot;
+        self.inuse -= 1;
+    }
+
+    /// The handle id owning `slot`, if it is in use.
+    pub(super) fn owner(&self, slot: u32) -> Option<u32> {
+        let o = *self.owners.get(slot as usize)?;
+        (o & FREE == 0).then_some(o)
+    }
+
+    /// Slots in use, in slot order.
+    pub(super) fn used_slots(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.slots()).filter(|&s| self.owner(s).is_some())
+    }
+
+    /// Metadata bytes of a span of `slots` slots beyond its memory (its
+    /// reverse map; the span record itself is counted in the span table).
+    pub(super) fn meta_bytes_for(slots: usize) -> usize {
+        slots * 4
+    }
+}
+
+/// How one size class packs: slot size, pages per span, slots per span.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Packing {
+    pub(super) slot: usize,
+    pub(super) pages: usize,
+    pub(super) slots: usize,
+}
+
+/// `get_pages_per_zspage`: the span length (1..=`max_pages`) that wastes
+/// the smallest share of its bytes on a slot that does not fit.
+pub(super) fn packing(slot: usize, page: usize, max_pages: usize) -> Packing {
+    let mut best = Packing {
+        slot,
+        pages: 1,
+        slots: page / slot,
+    };
+    let mut best_used = 0usize;
+    for pages in 1..=max_pages {
+        let bytes = pages * page;
+        let slots = bytes / slot;
+        // Usage in per-mille, as the kernel's usedpc.
+        let used = slots * slot * 1000 / bytes;
+        if used > best_used {
+            best_used = used;
+            best = Packing { slot, pages, slots };
+        }
+    }
+    best
+}
+
+/// The merged class table: for every 16-byte size step up to `page`, its
+/// packing; neighbouring sizes that pack into the same pages with the same
+/// slot count share the larger class (zsmalloc's `can_merge`).
+pub(super) fn class_table(page: usize, max_pages: usize) -> (Vec<Packing>, Vec<u16>) {
+    let steps = page / super::ALIGN;
+    let mut classes: Vec<Packing> = Vec::new();
+    let mut map = vec![0u16; steps];
+    // From the largest size down, as the kernel does.
+    for step in (0..steps).rev() {
+        let p = packing((step + 1) * super::ALIGN, page, max_pages);
+        match classes.last() {
+            Some(prev) if prev.pages == p.pages && prev.slots == p.slots => {}
+            _ => classes.push(p),
+        }
+        map[step] = (classes.len() - 1) as u16;
+    }
+    // Index classes from the smallest.
+    classes.reverse();
+    let top = classes.len() as u16 - 1;
+    for m in &mut map {
+        *m = top - *m;
+    }
+    (classes, map)
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packing_matches_zsmalloc_examples() {
+        // 4096 fits whole pages; 3264 (0xcc0) wastes least over 4 pages (5 slots).
+        assert_eq!(
+            packing(4096, 4096, 4),
+            Packing {
+                slot: 4096,
+                pages: 1,
+                slots: 1
+            }
+        );
+        assert_eq!(
+            packing(3264, 4096, 4),
+            Packing {
+                slot: 3264,
+                pages: 4,
+                slots: 5
+            }
+        );
+        assert_eq!(
+            packing(16, 4096, 4),
+            Packing {
+                slot: 16,
+                pages: 1,
+                slots: 256
+            }
+        );
+    }
+
+    #[test]
+    fn classes_merge_and_cover_every_size() {
+        let (classes, map) = class_table(4096, 4);
+        assert_eq!(map.len(), 256);
+        assert!(
+            classes.len() < 256,
+            "some classes merged: {}",
+            classes.len()
+        );
+        for (step, &c) in map.iter().enumerate() {
+            let size = (step + 1) * 16;
+            let p = classes[c as usize];
+            assert!(p.slot >= size, "size {size} in class of {}", p.slot);
+            assert_eq!(p.slots, p.pages * 4096 / p.slot);
+        }
+        // Class slots strictly increase.
+        assert!(classes.windows(2).all(|w| w[0].slot < w[1].slot));
+    }
+
+    #[test]
+    fn slots_cycle_through_the_free_list() {
+        let mut s = Span::new(SpanMem::alloc(256, 256).unwrap(), 4);
+        let taken: Vec<_> = (0..4).map(|o| s.take_slot(o + 10).unwrap()).collect();
+        assert_eq!(taken, vec![0, 1, 2, 3]);
+        assert!(s.is_full() && s.take_slot(99).is_none());
+        s.put_slot(2);
+        assert_eq!(s.owner(2), None);
+        assert_eq!(s.owner(1), Some(11));
+        assert_eq!(s.take_slot(7), Some(2));
+        assert_eq!(s.used_slots().count(), 4);
+    }
+}
