@@ -109,3 +109,23 @@ mod imp {
 
 #[allow(unused_imports)]
 pub(crate) use imp::*;
+
+/// Declares a per-thread scratch value with a `const` initializer: std's
+/// `thread_local!` with `const { .. }` normally, loom's (which takes no
+/// `const` block) under loom.
+#[cfg(not(loom))]
+macro_rules! thread_scratch {
+    ($(static $name:ident: $t:ty = $init:expr;)+) => {
+        std::thread_local! { $(static $name: $t = const { $init };)+ }
+    };
+}
+
+/// Declares a per-thread scratch value (loom build).
+#[cfg(loom)]
+macro_rules! thread_scratch {
+    ($(static $name:ident: $t:ty = $init:expr;)+) => {
+        loom::thread_local! { $(static $name: $t = $init;)+ }
+    };
+}
+
+pub(crate) use thread_scratch;

@@ -32,3 +32,33 @@ fn lru_ops_corpus() {
     assert!(n > 0, "the lru_ops corpus is committed and non-empty");
     println!("replayed {n} lru_ops inputs");
 }
+
+#[test]
+fn store_ops_corpus() {
+    let n = replay("store_ops", zswap::testing::store_model::run_bytes);
+    assert!(n > 0, "the store_ops corpus is committed and non-empty");
+}
+
+/// Every codec's corpus; a codec not in this build (a feature off) is
+/// skipped, and CI replays with all features too.
+#[test]
+fn decompress_corpora() {
+    use zswap::testing::codec::run_decompress;
+    fn lz4_flex(d: &[u8]) {
+        assert!(run_decompress("lz4-flex", d));
+    }
+    fn lz4_c(d: &[u8]) {
+        run_decompress("lz4-c", d);
+    }
+    fn zstd(d: &[u8]) {
+        run_decompress("zstd", d);
+    }
+    fn deflate(d: &[u8]) {
+        assert!(run_decompress("deflate", d));
+    }
+    let n = replay("decompress_lz4_flex", lz4_flex)
+        + replay("decompress_lz4_c", lz4_c)
+        + replay("decompress_zstd", zstd)
+        + replay("decompress_deflate", deflate);
+    assert!(n > 0);
+}

@@ -67,7 +67,8 @@ struct Inner {
     buckets: [Vec<u32>; BUCKETS],
     handles: Vec<u64>,
     free_ids: Vec<u32>,
-    cache: Vec<SpanMem>,
+    /// Empty spans kept for reuse (memory and reverse map both).
+    cache: Vec<Span>,
 }
 
 /// One size class.
@@ -168,15 +169,14 @@ impl Class {
             None if inner.spans.len() < MAX_SPANS => inner.spans.len() as u32,
             None => return Err(Error::AllocFail),
         };
-        let mem = match inner.cache.pop() {
-            Some(mem) => mem,
+        let mut span = match inner.cache.pop() {
+            Some(span) => span,
             None => {
                 let mem = SpanMem::alloc(self.span_bytes, self.page).ok_or(Error::AllocFail)?;
                 footprint.fetch_add(self.span_bytes, Ordering::Relaxed);
-                mem
+                Span::new(mem, self.packing.slots as u32)
             }
         };
-        let mut span = Span::new(mem, self.packing.slots as u32);
         span.bucket = UNLISTED;
         if inner.free_span_ids.pop().is_none() {
             inner.spans.push(None);
@@ -267,7 +267,7 @@ impl Class {
         debug_assert_eq!(span.inuse, 0);
         inner.free_span_ids.push(sid);
         if inner.cache.len() < self.cache_cap {
-            inner.cache.push(span.mem);
+            inner.cache.push(span);
         } else {
             footprint.fetch_sub(self.span_bytes, Ordering::Relaxed);
         }

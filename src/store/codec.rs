@@ -13,8 +13,8 @@
 //!   never writes past the buffer (every decoder used is bounds-checked, and
 //!   the `decompress` fuzz target runs each on arbitrary input).
 //! - No allocation on either path in steady state: codec state (zstd and
-//!   deflate contexts) lives in per-thread scratch made on first use; lz4's
-//!   hash table lives on the stack.
+//!   deflate contexts, lz4_flex's hash table) lives in per-thread scratch
+//!   made on first use; liblz4's state lives on its stack.
 //!
 //! `lz4` is the C liblz4 when the `liblz4` feature is on (its decoder is the
 //! faster on real pages; BENCHMARKS.md) and lz4_flex otherwise; both are
@@ -210,28 +210,41 @@ impl Compressor {
 mod lz4flex {
     use super::RefCell;
     use crate::Error;
-    use lz4_flex::block::{compress_into, get_maximum_output_size};
+    use lz4_flex::block::{compress_into_with_table, get_maximum_output_size, CompressTable};
 
-    crate::sync::thread_local! {
-        static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// Per-thread hash table (lz4_flex would otherwise allocate one per
+    /// call) and worst-case output buffer.
+    struct Scratch {
+        table: CompressTable,
+        out: Vec<u8>,
+    }
+
+    crate::sync::thread_scratch! {
+        static SCRATCH: RefCell<Option<Scratch>> = RefCell::new(None);
     }
 
     /// lz4_flex insists on an output buffer of the worst-case size before it
-    /// starts, so a smaller limit goes through a per-thread scratch buffer
-    /// (allocated once per thread) and one copy of the compressed bytes.
+    /// starts, so a smaller limit goes through the scratch buffer and one
+    /// copy of the compressed bytes.
     pub(super) fn compress(src: &[u8], dst: &mut [u8]) -> Result<usize, Error> {
         let worst = get_maximum_output_size(src.len());
-        if dst.len() >= worst {
-            return compress_into(src, dst).map_err(|_| Error::CompressFail);
-        }
         SCRATCH.with(|cell| {
-            let mut buf = cell.try_borrow_mut().map_err(|_| Error::CompressFail)?;
-            if buf.len() < worst {
-                buf.resize(worst, 0);
+            let mut slot = cell.try_borrow_mut().map_err(|_| Error::CompressFail)?;
+            let s = slot.get_or_insert_with(|| Scratch {
+                table: CompressTable::default(),
+                out: Vec::new(),
+            });
+            if dst.len() >= worst {
+                return compress_into_with_table(src, dst, &mut s.table)
+                    .map_err(|_| Error::CompressFail);
             }
-            let n = compress_into(src, &mut buf).map_err(|_| Error::CompressFail)?;
+            if s.out.len() < worst {
+                s.out.resize(worst, 0);
+            }
+            let n = compress_into_with_table(src, &mut s.out, &mut s.table)
+                .map_err(|_| Error::CompressFail)?;
             let out = dst.get_mut(..n).ok_or(Error::CompressPoor)?;
-            out.copy_from_slice(&buf[..n]);
+            out.copy_from_slice(&s.out[..n]);
             Ok(n)
         })
     }
@@ -286,30 +299,38 @@ mod lz4c {
 mod zstd_codec {
     use super::RefCell;
     use crate::Error;
+    use zstd::zstd_safe::{CCtx, CParameter, DCtx};
 
+    /// zstd_safe's contexts directly: `zstd::bulk` reports "does not fit"
+    /// as an `io::Error`, which allocates.
     struct Contexts {
         level: i32,
-        compress: zstd::bulk::Compressor<'static>,
-        decompress: zstd::bulk::Decompressor<'static>,
+        cctx: CCtx<'static>,
+        dctx: DCtx<'static>,
     }
 
-    crate::sync::thread_local! {
-        static CTX: RefCell<Option<Contexts>> = const { RefCell::new(None) };
+    crate::sync::thread_scratch! {
+        static CTX: RefCell<Option<Contexts>> = RefCell::new(None);
     }
 
-    fn with<R>(level: i32, f: impl FnOnce(&mut Contexts) -> R) -> Option<R> {
+    fn with<R>(level: Option<i32>, f: impl FnOnce(&mut Contexts) -> R) -> Option<R> {
         CTX.with(|cell| {
             let mut slot = cell.try_borrow_mut().ok()?;
-            if slot.as_ref().is_none_or(|c| c.level != level) {
-                let mut compress = zstd::bulk::Compressor::new(level).ok()?;
-                // A page is small and its size is known: no frame checksum,
-                // no content size needed (the caller knows the page size).
-                let _ = compress.include_checksum(false);
-                let _ = compress.include_contentsize(false);
+            let want = level.or(slot.as_ref().map(|c| c.level));
+            let want = want.unwrap_or(super::ZSTD_DEFAULT_LEVEL);
+            if slot.as_ref().is_none_or(|c| c.level != want) {
+                let mut cctx = CCtx::try_create()?;
+                cctx.set_parameter(CParameter::CompressionLevel(want))
+                    .ok()?;
+                // A page is small and its size is known: no checksum, no
+                // content size in the frame.
+                cctx.set_parameter(CParameter::ChecksumFlag(false)).ok()?;
+                cctx.set_parameter(CParameter::ContentSizeFlag(false))
+                    .ok()?;
                 *slot = Some(Contexts {
-                    level,
-                    compress,
-                    decompress: zstd::bulk::Decompressor::new().ok()?,
+                    level: want,
+                    cctx,
+                    dctx: DCtx::try_create()?,
                 });
             }
             slot.as_mut().map(f)
@@ -317,18 +338,14 @@ mod zstd_codec {
     }
 
     pub(super) fn compress(level: i32, src: &[u8], dst: &mut [u8]) -> Result<usize, Error> {
-        with(level, |c| c.compress.compress_to_buffer(src, dst))
+        with(Some(level), |c| c.cctx.compress2(dst, src))
             .ok_or(Error::CompressFail)?
             .map_err(|_| Error::CompressPoor)
     }
 
     pub(super) fn decompress(src: &[u8], dst: &mut [u8]) -> Option<usize> {
-        // Any level's context decompresses any frame; reuse whatever exists.
-        let level = CTX.with(|c| c.try_borrow().ok()?.as_ref().map(|c| c.level));
-        with(level.unwrap_or(super::ZSTD_DEFAULT_LEVEL), |c| {
-            c.decompress.decompress_to_buffer(src, dst).ok()
-        })
-        .flatten()
+        // Any level's context decompresses any frame: reuse what exists.
+        with(None, |c| c.dctx.decompress(dst, src).ok()).flatten()
     }
 }
 
@@ -339,9 +356,9 @@ mod deflate {
     use miniz_oxide::inflate::core::{self as zinflate, inflate_flags, DecompressorOxide};
     use miniz_oxide::inflate::TINFLStatus;
 
-    crate::sync::thread_local! {
-        static COMP: RefCell<Option<(u8, Box<CompressorOxide>)>> = const { RefCell::new(None) };
-        static DECOMP: RefCell<Option<Box<DecompressorOxide>>> = const { RefCell::new(None) };
+    crate::sync::thread_scratch! {
+        static COMP: RefCell<Option<(u8, Box<CompressorOxide>)>> = RefCell::new(None);
+        static DECOMP: RefCell<Option<Box<DecompressorOxide>>> = RefCell::new(None);
     }
 
     pub(super) fn compress(level: u8, src: &[u8], dst: &mut [u8]) -> Result<usize, Error> {

@@ -5,6 +5,8 @@
 #![allow(missing_docs)]
 
 #[cfg(not(loom))]
+pub mod codec;
+#[cfg(not(loom))]
 pub mod lru_model;
 #[cfg(not(loom))]
 pub mod store_model;
