@@ -135,6 +135,7 @@ impl Class {
             Some(id) => id,
             None => {
                 let id = u32::try_from(inner.handles.len()).map_err(|_| Error::AllocFail)?;
+                grow_gently(&mut inner.handles);
                 inner.handles.push(0);
                 id
             }
@@ -144,10 +145,12 @@ impl Class {
             .as_mut()
             .expect("listed spans exist");
         let slot = span.take_slot(id).expect("listed spans have a free slot");
-        if let Some(data) = data {
-            span.mem
-                .bytes_mut(slot as usize * self.packing.slot, len)
-                .copy_from_slice(data);
+        let off = slot as usize * self.packing.slot;
+        // Either way the object's `len` bytes are now written: the span
+        // memory invariant (span.rs).
+        match data {
+            Some(data) => span.mem.write(off, data),
+            None => span.mem.zero(off, len),
         }
         inner.handles[id as usize] = Entry {
             len: len as u32,
@@ -179,6 +182,7 @@ impl Class {
         };
         span.bucket = UNLISTED;
         if inner.free_span_ids.pop().is_none() {
+            grow_gently(&mut inner.spans);
             inner.spans.push(None);
         }
         inner.spans[sid as usize] = Some(span);
@@ -208,10 +212,13 @@ impl Class {
         let span = g.spans[e.span as usize]
             .as_ref()
             .expect("live entries name live spans");
-        Ok(f(span.mem.bytes(
-            e.slot as usize * self.packing.slot,
-            e.len as usize,
-        )))
+        // SAFETY: a live object's `len` bytes were written when it was
+        // stored or moved (span.rs).
+        let bytes = unsafe {
+            span.mem
+                .read(e.slot as usize * self.packing.slot, e.len as usize)
+        };
+        Ok(f(bytes))
     }
 
     /// Overwrites the object with `data`, which must have its length.
@@ -224,9 +231,7 @@ impl Class {
         let span = g.spans[e.span as usize]
             .as_mut()
             .expect("live entries name live spans");
-        span.mem
-            .bytes_mut(e.slot as usize * self.packing.slot, data.len())
-            .copy_from_slice(data);
+        span.mem.write(e.slot as usize * self.packing.slot, data);
         Ok(())
     }
 
@@ -318,13 +323,18 @@ impl Class {
                 .as_mut()
                 .expect("listed spans exist");
             let new_slot = dst.take_slot(id).expect("listed spans have a free slot");
-            SpanMem::copy(
-                &from.mem,
-                slot as usize * slot_size,
-                &mut dst.mem,
-                new_slot as usize * slot_size,
-                e.len as usize,
-            );
+            // SAFETY: the source is a live object's `len` bytes, written
+            // when it was stored or last moved; the copy writes the same
+            // range of the new slot, keeping the invariant (span.rs).
+            unsafe {
+                SpanMem::copy(
+                    &from.mem,
+                    slot as usize * slot_size,
+                    &mut dst.mem,
+                    new_slot as usize * slot_size,
+                    e.len as usize,
+                );
+            }
             inner.handles[id as usize] = Entry {
                 slot: new_slot,
                 span: dst_sid,
@@ -365,6 +375,15 @@ impl Class {
     pub(super) fn span_bytes_held(&self) -> usize {
         let cached = self.inner.lock().cache.len();
         (self.spans.load(Ordering::Relaxed) + cached) * self.span_bytes
+    }
+}
+
+/// Makes room for one more element growing by an eighth, not by doubling:
+/// the handle and span tables are per-object metadata, and doubling would
+/// leave up to half of them as slack. Still amortized O(1).
+fn grow_gently<T>(v: &mut Vec<T>) {
+    if v.len() == v.capacity() {
+        v.reserve_exact(v.len() / 8 + 16);
     }
 }
 

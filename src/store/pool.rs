@@ -210,7 +210,7 @@ impl ZsPool {
         Ok((class, id, gen))
     }
 
-    /// Allocates an object of `len` bytes (zeroed until written).
+    /// Allocates an object of `len` bytes, zeroed until written.
     pub fn alloc(&self, len: usize) -> Result<Handle, Error> {
         let c = self.class_of_len(len)?;
         let (id, gen) = self.classes[c].alloc(len, None, &self.footprint)?;

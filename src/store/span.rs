@@ -7,6 +7,11 @@
 //! needs to update a moved object's handle. Free slots are threaded through
 //! that same map, so a span's metadata is 4 bytes per slot. Nothing here is
 //! synchronized: a span is only ever touched under its class's lock.
+//!
+//! Span memory is not zeroed. The one invariant the `unsafe` here rests on:
+//! the first `len` bytes of a live object's slot have been written (by the
+//! insert, the zero-fill of a bare `alloc`, a `write`, or the compaction move
+//! that put the object there), and nothing else is ever read.
 
 use std::alloc::{self, Layout};
 use std::ptr::NonNull;
@@ -30,17 +35,18 @@ unsafe impl Send for SpanMem {}
 unsafe impl Sync for SpanMem {}
 
 impl SpanMem {
-    /// `bytes` of zeroed, `align`-aligned memory; `None` if the system has
-    /// none (the kernel's `reject_alloc_fail`).
+    /// `bytes` of uninitialized, `align`-aligned memory; `None` if the
+    /// system has none (the kernel's `reject_alloc_fail`). Not zeroed: a
+    /// span's bytes are only ever read where an object was written (see
+    /// [`read`](Self::read)), so zeroing would be a memset of every new span
+    /// on the store path for nothing.
     pub(super) fn alloc(bytes: usize, align: usize) -> Option<Self> {
         let layout = Layout::from_size_align(bytes, align).ok()?;
         if layout.size() == 0 {
             return None;
         }
-        // Zeroed, so every byte of a span is initialized: a slot read before
-        // it is written reads zeros, never uninitialized memory.
         // SAFETY: the layout has a non-zero size.
-        let ptr = NonNull::new(unsafe { alloc::alloc_zeroed(layout) })?;
+        let ptr = NonNull::new(unsafe { alloc::alloc(layout) })?;
         Some(SpanMem { ptr, layout })
     }
 
@@ -48,30 +54,62 @@ impl SpanMem {
         self.layout.size()
     }
 
-    pub(super) fn bytes(&self, off: usize, len: usize) -> &[u8] {
-        assert!(off + len <= self.len(), "slot outside its span");
-        // SAFETY: in bounds (checked above) of memory we own and zeroed at
-        // allocation, so initialized; `&self` excludes writers.
+    fn check(&self, off: usize, len: usize) {
+        assert!(
+            off.checked_add(len).is_some_and(|end| end <= self.len()),
+            "slot outside its span"
+        );
+    }
+
+    /// The bytes `off..off + len`.
+    ///
+    /// # Safety
+    /// Every byte of the range must have been written (by [`write`],
+    /// [`zero`] or [`copy`]) since the span was allocated: the class only
+    /// reads the first `len` bytes of a live object's slot, which its
+    /// insert, alloc, write or compaction move wrote.
+    ///
+    /// [`write`]: Self::write
+    /// [`zero`]: Self::zero
+    /// [`copy`]: Self::copy
+    pub(super) unsafe fn read(&self, off: usize, len: usize) -> &[u8] {
+        self.check(off, len);
+        // SAFETY: in bounds (checked) of memory we own; initialized by the
+        // caller's contract; `&self` excludes writers for the borrow.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(off), len) }
     }
 
-    pub(super) fn bytes_mut(&mut self, off: usize, len: usize) -> &mut [u8] {
-        assert!(off + len <= self.len(), "slot outside its span");
-        // SAFETY: in bounds of initialized memory we own exclusively
-        // through `&mut self`.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().add(off), len) }
+    /// Writes `data` at `off`.
+    pub(super) fn write(&mut self, off: usize, data: &[u8]) {
+        self.check(off, data.len());
+        // SAFETY: in bounds (checked) of memory we own exclusively; `data`
+        // cannot overlap it (it is borrowed while we hold `&mut self`).
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.as_ptr().add(off), data.len())
+        }
     }
 
-    /// Copies `len` bytes from `from` to `to` within (or across) spans.
-    pub(super) fn copy(
+    /// Zeroes `off..off + len`.
+    pub(super) fn zero(&mut self, off: usize, len: usize) {
+        self.check(off, len);
+        // SAFETY: in bounds (checked) of memory we own exclusively.
+        unsafe { std::ptr::write_bytes(self.ptr.as_ptr().add(off), 0, len) }
+    }
+
+    /// Copies `len` bytes from `src` at `src_off` to `dst` at `dst_off`.
+    ///
+    /// # Safety
+    /// The source range must be initialized, as for [`read`](Self::read).
+    pub(super) unsafe fn copy(
         src: &SpanMem,
         src_off: usize,
         dst: &mut SpanMem,
         dst_off: usize,
         len: usize,
     ) {
-        dst.bytes_mut(dst_off, len)
-            .copy_from_slice(src.bytes(src_off, len));
+        // SAFETY: forwarded to the caller.
+        let from = unsafe { src.read(src_off, len) };
+        dst.write(dst_off, from);
     }
 }
 
@@ -268,6 +306,9 @@ mod tests {
     #[test]
     fn slots_cycle_through_the_free_list() {
         let mut s = Span::new(SpanMem::alloc(256, 256).unwrap(), 4);
+        s.mem.zero(0, 256);
+        // SAFETY: zeroed just above.
+        assert_eq!(unsafe { s.mem.read(16, 4) }, &[0; 4]);
         let taken: Vec<_> = (0..4).map(|o| s.take_slot(o + 10).unwrap()).collect();
         assert_eq!(taken, vec![0, 1, 2, 3]);
         assert!(s.is_full() && s.take_slot(99).is_none());
