@@ -62,12 +62,15 @@ impl Entry {
 
 /// What the class lock protects.
 struct Inner {
+    /// Slots per span (the class's packing, kept here for the free
+    /// functions below).
+    slots: u16,
     spans: Vec<Option<Span>>,
     free_span_ids: Vec<u32>,
     buckets: [Vec<u32>; BUCKETS],
     handles: Vec<u64>,
     free_ids: Vec<u32>,
-    /// Empty spans kept for reuse (memory and reverse map both).
+    /// Empty spans kept for reuse.
     cache: Vec<Span>,
 }
 
@@ -99,6 +102,7 @@ impl Class {
             page,
             cache_cap,
             inner: Mutex::new(Inner {
+                slots: packing.slots as u16,
                 spans: Vec::new(),
                 free_span_ids: Vec::new(),
                 buckets: Default::default(),
@@ -141,11 +145,14 @@ impl Class {
             }
         };
         let gen = Entry::unpack(inner.handles[id as usize]).gen;
+        let slots = inner.slots;
         let span = inner.spans[sid as usize]
             .as_mut()
             .expect("listed spans exist");
-        let slot = span.take_slot(id).expect("listed spans have a free slot");
-        let off = slot as usize * self.packing.slot;
+        let slot = span
+            .take_slot(slots, self.packing.slot)
+            .expect("listed spans have a free slot");
+        let off = usize::from(slot) * self.packing.slot;
         // Either way the object's `len` bytes are now written: the span
         // memory invariant (span.rs).
         match data {
@@ -154,7 +161,7 @@ impl Class {
         }
         inner.handles[id as usize] = Entry {
             len: len as u32,
-            slot,
+            slot: u32::from(slot),
             span: sid,
             gen,
         }
@@ -177,7 +184,7 @@ impl Class {
             None => {
                 let mem = SpanMem::alloc(self.span_bytes, self.page).ok_or(Error::AllocFail)?;
                 footprint.fetch_add(self.span_bytes, Ordering::Relaxed);
-                Span::new(mem, self.packing.slots as u32)
+                Span::new(mem)
             }
         };
         span.bucket = UNLISTED;
@@ -251,7 +258,7 @@ impl Class {
         let span = inner.spans[e.span as usize]
             .as_mut()
             .expect("live entries name live spans");
-        span.put_slot(e.slot);
+        span.put_slot(e.slot as u16, self.packing.slot);
         if span.inuse == 0 {
             self.release_span(inner, e.span, footprint);
         } else {
@@ -272,6 +279,8 @@ impl Class {
         debug_assert_eq!(span.inuse, 0);
         inner.free_span_ids.push(sid);
         if inner.cache.len() < self.cache_cap {
+            let mut span = span;
+            span.reset();
             inner.cache.push(span);
         } else {
             footprint.fetch_sub(self.span_bytes, Ordering::Relaxed);
@@ -288,7 +297,10 @@ impl Class {
         let Some(src) = (0..BUCKETS).find_map(|b| inner.buckets[b].first().copied()) else {
             return Step::default();
         };
-        let need = inner.spans[src as usize].as_ref().map_or(0, |s| s.inuse);
+        let need = inner.spans[src as usize]
+            .as_ref()
+            .map_or(0, |s| u32::from(s.inuse));
+        let slots = inner.slots;
         let room: u32 = inner
             .buckets
             .iter()
@@ -297,7 +309,7 @@ impl Class {
             .map(|&sid| {
                 inner.spans[sid as usize]
                     .as_ref()
-                    .map_or(0, |s| s.slots() - s.inuse)
+                    .map_or(0, |s| u32::from(slots - s.inuse))
             })
             .sum();
         if need == 0 || room < need {
@@ -312,9 +324,18 @@ impl Class {
             .expect("listed spans exist");
         let mut step = Step::default();
         let slot_size = self.packing.slot;
-        for slot in from.used_slots().collect::<Vec<_>>() {
-            let id = from.owner(slot).expect("used slot has an owner");
-            let e = Entry::unpack(inner.handles[id as usize]);
+        // The source's objects, found by scanning the handle table: spans
+        // keep no reverse map (span.rs), and compaction is rare.
+        let objects: Vec<(u32, Entry)> = inner
+            .handles
+            .iter()
+            .enumerate()
+            .map(|(id, &v)| (id as u32, Entry::unpack(v)))
+            .filter(|(_, e)| e.len != 0 && e.span == src)
+            .collect();
+        debug_assert_eq!(objects.len(), need as usize);
+        for (id, e) in objects {
+            let slot = e.slot as u16;
             let dst_sid = (0..BUCKETS)
                 .rev()
                 .find_map(|b| inner.buckets[b].last().copied())
@@ -322,26 +343,28 @@ impl Class {
             let dst = inner.spans[dst_sid as usize]
                 .as_mut()
                 .expect("listed spans exist");
-            let new_slot = dst.take_slot(id).expect("listed spans have a free slot");
+            let new_slot = dst
+                .take_slot(slots, slot_size)
+                .expect("listed spans have a free slot");
             // SAFETY: the source is a live object's `len` bytes, written
             // when it was stored or last moved; the copy writes the same
             // range of the new slot, keeping the invariant (span.rs).
             unsafe {
                 SpanMem::copy(
                     &from.mem,
-                    slot as usize * slot_size,
+                    usize::from(slot) * slot_size,
                     &mut dst.mem,
-                    new_slot as usize * slot_size,
+                    usize::from(new_slot) * slot_size,
                     e.len as usize,
                 );
             }
             inner.handles[id as usize] = Entry {
-                slot: new_slot,
+                slot: u32::from(new_slot),
                 span: dst_sid,
                 ..e
             }
             .pack();
-            from.put_slot(slot);
+            from.put_slot(slot, slot_size);
             relist(inner, dst_sid);
             step.moved += 1;
         }
@@ -361,13 +384,13 @@ impl Class {
         n
     }
 
-    /// Metadata bytes: the handle table, the free lists, the span table and
-    /// each live span's reverse map.
+    /// Metadata bytes: the handle table, the free id list and the span
+    /// table (spans keep nothing per slot).
     fn update_meta(&self, inner: &Inner) {
         let bytes = inner.handles.capacity() * 8
             + inner.free_ids.capacity() * 4
             + inner.spans.capacity() * std::mem::size_of::<Option<Span>>()
-            + self.spans.load(Ordering::Relaxed) * Span::meta_bytes_for(self.packing.slots);
+            + inner.cache.capacity() * std::mem::size_of::<Span>();
         self.meta.store(bytes, Ordering::Relaxed);
     }
 
@@ -387,12 +410,12 @@ fn grow_gently<T>(v: &mut Vec<T>) {
     }
 }
 
-/// The bucket a span belongs in: `UNLISTED` when full.
-fn bucket_of(span: &Span) -> u8 {
-    if span.is_full() {
+/// The bucket a span of `slots` slots belongs in: `UNLISTED` when full.
+fn bucket_of(span: &Span, slots: u16) -> u8 {
+    if span.is_full(slots) {
         UNLISTED
     } else {
-        (span.inuse as usize * BUCKETS / span.slots() as usize) as u8
+        (usize::from(span.inuse) * BUCKETS / usize::from(slots)) as u8
     }
 }
 
@@ -420,7 +443,7 @@ fn relist(inner: &mut Inner, sid: u32) {
     let span = inner.spans[sid as usize]
         .as_ref()
         .expect("relisting a live span");
-    let want = bucket_of(span);
+    let want = bucket_of(span, inner.slots);
     if want == span.bucket {
         return;
     }

@@ -17,9 +17,9 @@
 //!   limits are measured against, never the sum of object sizes.
 //! - Bad input is a typed error: a zero or oversized length, a wrong-length
 //!   write, a stale, forged or double-freed handle; nothing stored is lost.
-//! - Metadata per object: an 8-byte handle entry plus a 4-byte reverse-map
-//!   slot (12 bytes), plus the span table's share; [`PoolStats::meta_bytes`]
-//!   reports the total.
+//! - Metadata per object: its 8-byte handle entry, plus its share of a
+//!   32-byte span record (spans keep nothing per slot; free slots link
+//!   through their own memory); [`PoolStats::meta_bytes`] reports the total.
 
 use std::fmt;
 use std::num::NonZeroU64;
@@ -129,7 +129,7 @@ pub struct PoolStats {
     pub objects: usize,
     /// Bytes of live objects.
     pub bytes_used: usize,
-    /// Metadata bytes (handle tables, span tables, reverse maps).
+    /// Metadata bytes (handle tables, free id lists, span tables).
     pub meta_bytes: usize,
     /// Objects moved by compaction, ever.
     pub objects_compacted: u64,

@@ -3,28 +3,31 @@
 //! slots pack.
 //!
 //! A span owns its memory (page-aligned, from the global allocator) and a
-//! reverse map from slot to the handle id that owns it, which compaction
-//! needs to update a moved object's handle. Free slots are threaded through
-//! that same map, so a span's metadata is 4 bytes per slot. Nothing here is
-//! synchronized: a span is only ever touched under its class's lock.
+//! 32-byte record; it keeps no per-slot metadata at all. Slots never used
+//! are handed out in order (`fresh`); a freed slot's first two bytes hold
+//! the next free slot, so the free list lives in memory nobody else uses,
+//! as zsmalloc's `link_free` does. Compaction finds a span's objects by
+//! scanning its class's handle table, which is rare work, rather than
+//! keeping a reverse map on every object. Nothing here is synchronized: a
+//! span is only ever touched under its class's lock.
 //!
-//! Span memory is not zeroed. The one invariant the `unsafe` here rests on:
-//! the first `len` bytes of a live object's slot have been written (by the
+//! Span memory is not zeroed. The invariant the `unsafe` here rests on: the
+//! first `len` bytes of a live object's slot have been written (by the
 //! insert, the zero-fill of a bare `alloc`, a `write`, or the compaction move
-//! that put the object there), and nothing else is ever read.
+//! that put the object there), and so have the first two bytes of every slot
+//! on the free list (its link); nothing else is ever read.
 
 use std::alloc::{self, Layout};
 use std::ptr::NonNull;
 
-/// Marks a free slot in `owners`; the low bits then hold the next free slot.
-const FREE: u32 = 1 << 31;
 /// End of a span's free list.
-pub(super) const NO_SLOT: u32 = FREE - 1;
+const NO_SLOT: u16 = u16::MAX;
 
-/// Memory held from the system for one span.
+/// Memory held from the system for one span: page-aligned, `bytes` long.
 pub(super) struct SpanMem {
     ptr: NonNull<u8>,
-    layout: Layout,
+    bytes: u32,
+    align_shift: u8,
 }
 
 // SAFETY: `SpanMem` owns its allocation exclusively; moving that ownership
@@ -45,13 +48,23 @@ impl SpanMem {
         if layout.size() == 0 {
             return None;
         }
+        let bytes = u32::try_from(bytes).ok()?;
         // SAFETY: the layout has a non-zero size.
         let ptr = NonNull::new(unsafe { alloc::alloc(layout) })?;
-        Some(SpanMem { ptr, layout })
+        Some(SpanMem {
+            ptr,
+            bytes,
+            align_shift: align.trailing_zeros() as u8,
+        })
+    }
+
+    fn layout(&self) -> Layout {
+        Layout::from_size_align(self.bytes as usize, 1 << self.align_shift)
+            .expect("the layout was valid at allocation")
     }
 
     pub(super) fn len(&self) -> usize {
-        self.layout.size()
+        self.bytes as usize
     }
 
     fn check(&self, off: usize, len: usize) {
@@ -115,84 +128,76 @@ impl SpanMem {
 
 impl Drop for SpanMem {
     fn drop(&mut self) {
-        // SAFETY: allocated in `alloc` with this very layout, freed once.
-        unsafe { alloc::dealloc(self.ptr.as_ptr(), self.layout) }
+        // SAFETY: allocated in `alloc` with this very layout (rebuilt from
+        // the same size and alignment), freed once.
+        unsafe { alloc::dealloc(self.ptr.as_ptr(), self.layout()) }
     }
 }
 
-/// A span in use by a class.
+/// A span in use by a class: 32 bytes beside its memory.
 pub(super) struct Span {
     pub(super) mem: SpanMem,
-    /// Per slot: the owning handle id, or `FREE | next free slot`.
-    owners: Box<[u32]>,
-    free_head: u32,
-    pub(super) inuse: u32,
-    /// Fullness bucket and position in it (maintained by the class).
+    /// Head of the free list of used-then-freed slots, or `NO_SLOT`.
+    free_head: u16,
+    /// Slots `fresh..` have never been handed out.
+    fresh: u16,
+    pub(super) inuse: u16,
+    /// Fullness bucket (maintained by the class).
     pub(super) bucket: u8,
+    /// Position in the bucket (maintained by the class).
     pub(super) pos: u32,
 }
 
 impl Span {
-    pub(super) fn new(mem: SpanMem, slots: u32) -> Self {
-        let owners = (0..slots)
-            .map(|s| FREE | if s + 1 < slots { s + 1 } else { NO_SLOT })
-            .collect();
+    pub(super) fn new(mem: SpanMem) -> Self {
         Span {
             mem,
-            owners,
-            free_head: if slots > 0 { 0 } else { NO_SLOT },
+            free_head: NO_SLOT,
+            fresh: 0,
             inuse: 0,
             bucket: 0,
             pos: 0,
         }
     }
 
-    pub(super) fn slots(&self) -> u32 {
-        self.owners.len() as u32
+    /// Whether all `slots` are in use.
+    pub(super) fn is_full(&self, slots: u16) -> bool {
+        self.free_head == NO_SLOT && self.fresh == slots
     }
 
-    pub(super) fn is_full(&self) -> bool {
-        self.free_head == NO_SLOT
-    }
-
-    /// Takes a free slot for handle id `owner`.
-    pub(super) fn take_slot(&mut self, owner: u32) -> Option<u32> {
-        let slot = self.free_head;
-        if slot == NO_SLOT {
+    /// Takes a free slot of a span of `slots` slots of `size` bytes.
+    pub(super) fn take_slot(&mut self, slots: u16, size: usize) -> Option<u16> {
+        let slot = if self.free_head != NO_SLOT {
+            let slot = self.free_head;
+            // SAFETY: a slot on the free list had its link written by
+            // `put_slot` (span invariant).
+            let link = unsafe { self.mem.read(usize::from(slot) * size, 2) };
+            self.free_head = u16::from_ne_bytes([link[0], link[1]]);
+            slot
+        } else if self.fresh < slots {
+            self.fresh += 1;
+            self.fresh - 1
+        } else {
             return None;
-        }
-        self.free_head = self.owners[slot as usize] & !FREE;
-        self.owners[slot as usize] = owner;
+        };
         self.inuse += 1;
         Some(slot)
     }
 
-    /// Returns `slot` to the free list.
-    pub(super) fn put_slot(&mut self, slot: u32) {
-        debug_assert!(
-            self.owners[slot as usize] & FREE == 0,
-            "double free of a slot"
-        );
-        self.owners[slot as usize] = FREE | self.free_head;
+    /// Puts `slot` (of `size` bytes) on the free list.
+    pub(super) fn put_slot(&mut self, slot: u16, size: usize) {
+        debug_assert!(slot < self.fresh && self.inuse > 0);
+        self.mem
+            .write(usize::from(slot) * size, &self.free_head.to_ne_bytes());
         self.free_head = slot;
         self.inuse -= 1;
     }
 
-    /// The handle id owning `slot`, if it is in use.
-    pub(super) fn owner(&self, slot: u32) -> Option<u32> {
-        let o = *self.owners.get(slot as usize)?;
-        (o & FREE == 0).then_some(o)
-    }
-
-    /// Slots in use, in slot order.
-    pub(super) fn used_slots(&self) -> impl Iterator<Item = u32> + '_ {
-        (0..self.slots()).filter(|&s| self.owner(s).is_some())
-    }
-
-    /// Metadata bytes of a span of `slots` slots beyond its memory (its
-    /// reverse map; the span record itself is counted in the span table).
-    pub(super) fn meta_bytes_for(slots: usize) -> usize {
-        slots * 4
+    /// Forgets every slot (the span is empty and goes to the cache).
+    pub(super) fn reset(&mut self) {
+        debug_assert_eq!(self.inuse, 0);
+        self.free_head = NO_SLOT;
+        self.fresh = 0;
     }
 }
 
@@ -305,17 +310,16 @@ mod tests {
 
     #[test]
     fn slots_cycle_through_the_free_list() {
-        let mut s = Span::new(SpanMem::alloc(256, 256).unwrap(), 4);
-        s.mem.zero(0, 256);
-        // SAFETY: zeroed just above.
-        assert_eq!(unsafe { s.mem.read(16, 4) }, &[0; 4]);
-        let taken: Vec<_> = (0..4).map(|o| s.take_slot(o + 10).unwrap()).collect();
+        let mut s = Span::new(SpanMem::alloc(256, 256).unwrap());
+        let taken: Vec<_> = (0..4).map(|_| s.take_slot(4, 64).unwrap()).collect();
         assert_eq!(taken, vec![0, 1, 2, 3]);
-        assert!(s.is_full() && s.take_slot(99).is_none());
-        s.put_slot(2);
-        assert_eq!(s.owner(2), None);
-        assert_eq!(s.owner(1), Some(11));
-        assert_eq!(s.take_slot(7), Some(2));
-        assert_eq!(s.used_slots().count(), 4);
+        assert!(s.is_full(4) && s.take_slot(4, 64).is_none());
+        s.put_slot(2, 64);
+        s.put_slot(0, 64);
+        assert!(!s.is_full(4));
+        assert_eq!(s.take_slot(4, 64), Some(0));
+        assert_eq!(s.take_slot(4, 64), Some(2));
+        assert_eq!(s.inuse, 4);
+        assert!(std::mem::size_of::<Span>() <= 32);
     }
 }
