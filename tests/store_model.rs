@@ -28,33 +28,29 @@ fn cases() -> u32 {
         .unwrap_or(1000)
 }
 
+fn run(mut h: StoreHarness, ops: &[StoreOp]) -> Result<(), TestCaseError> {
+    for op in ops {
+        if let Err(e) = h.apply(op) {
+            prop_assert!(false, "{}", e);
+        }
+    }
+    if let Err(e) = h.drain() {
+        prop_assert!(false, "{}", e);
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn small_pool_matches_model(ops in prop::collection::vec(op(), 1..300)) {
-        let mut h = StoreHarness::small();
-        for op in &ops {
-            if let Err(e) = h.apply(op) {
-                prop_assert!(false, "{}", e);
-            }
-        }
-        if let Err(e) = h.drain() {
-            prop_assert!(false, "{}", e);
-        }
+        run(StoreHarness::small(), &ops)?;
     }
 
     #[test]
     fn page_pool_matches_model(ops in prop::collection::vec(op(), 1..200)) {
-        let mut h = StoreHarness::new(PoolConfig::default());
-        for op in &ops {
-            if let Err(e) = h.apply(op) {
-                prop_assert!(false, "{}", e);
-            }
-        }
-        if let Err(e) = h.drain() {
-            prop_assert!(false, "{}", e);
-        }
+        run(StoreHarness::new(PoolConfig::default()), &ops)?;
     }
 }
 

@@ -10,21 +10,21 @@ use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 use zswap::{Del, GroupId, Groups, Item, ListLru, LruStatus, NodeId, Topology};
+use zswap_loom_tests::model;
 
 const N0: NodeId = NodeId::ZERO;
 
-/// `loom::model`, printing how many interleavings it explored.
-fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
-    let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = runs.clone();
-    loom::model(move || {
-        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        f();
-    });
-    println!(
-        "loom model {name}: {} interleavings",
-        runs.load(std::sync::atomic::Ordering::Relaxed)
-    );
+/// A group under the root holding items 1 (`x`, coldest) and 2 (`y`).
+#[allow(clippy::type_complexity)]
+fn child_with_two_items() -> (Groups, GroupId, Arc<ListLru<u32>>, Item<u32>, Item<u32>) {
+    let groups = Groups::new();
+    let child = groups.create(GroupId::ROOT).unwrap();
+    let lru = Arc::new(ListLru::with_groups(&Topology::single(), &groups));
+    let x = Item::new(1u32);
+    let y = Item::new(2u32);
+    lru.add(&x, N0, child).unwrap();
+    lru.add(&y, N0, child).unwrap();
+    (groups, child, lru, x, y)
 }
 
 /// Items still on the lists, by walking them all with `Skip`.
@@ -91,13 +91,7 @@ fn walker_removed_retry_vs_del() {
 #[test]
 fn del_vs_reparent() {
     model("del_vs_reparent", || {
-        let groups = Groups::new();
-        let child = groups.create(GroupId::ROOT).unwrap();
-        let lru = Arc::new(ListLru::with_groups(&Topology::single(), &groups));
-        let x = Item::new(1u32);
-        let y = Item::new(2u32);
-        lru.add(&x, N0, child).unwrap();
-        lru.add(&y, N0, child).unwrap();
+        let (groups, child, lru, x, y) = child_with_two_items();
 
         let offline = {
             let groups = groups.clone();
@@ -234,13 +228,7 @@ fn add_while_walking_while_counting() {
 #[test]
 fn walker_and_del_vs_reparent() {
     model("walker_and_del_vs_reparent", || {
-        let groups = Groups::new();
-        let child = groups.create(GroupId::ROOT).unwrap();
-        let lru = Arc::new(ListLru::with_groups(&Topology::single(), &groups));
-        let x = Item::new(1u32);
-        let y = Item::new(2u32);
-        lru.add(&x, N0, child).unwrap();
-        lru.add(&y, N0, child).unwrap();
+        let (groups, child, lru, x, _y) = child_with_two_items();
 
         let walker = {
             let lru = lru.clone();
@@ -283,13 +271,7 @@ fn walker_and_del_vs_reparent() {
 #[test]
 fn putback_vs_reparent() {
     model("putback_vs_reparent", || {
-        let groups = Groups::new();
-        let child = groups.create(GroupId::ROOT).unwrap();
-        let lru = Arc::new(ListLru::with_groups(&Topology::single(), &groups));
-        let x = Item::new(1u32);
-        let y = Item::new(2u32);
-        lru.add(&x, N0, child).unwrap();
-        lru.add(&y, N0, child).unwrap();
+        let (groups, child, lru, x, y) = child_with_two_items();
         assert!(lru.isolate(&x).unwrap());
 
         let offline = {

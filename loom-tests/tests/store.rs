@@ -7,6 +7,7 @@
 use loom::sync::Arc;
 use loom::thread;
 use zswap::{Error, Handle, PoolConfig, ZsPool};
+use zswap_loom_tests::model;
 
 fn tiny() -> ZsPool {
     ZsPool::new(PoolConfig {
@@ -29,19 +30,6 @@ fn fragmented(pool: &ZsPool) -> (Vec<Handle>, Handle) {
         pool.free(*h).unwrap();
     }
     (vec![hs[0], hs[1]], hs[16])
-}
-
-fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
-    let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = runs.clone();
-    loom::model(move || {
-        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        f();
-    });
-    println!(
-        "loom model {name}: {} interleavings",
-        runs.load(std::sync::atomic::Ordering::Relaxed)
-    );
 }
 
 /// Reading an object while compaction moves it returns its bytes.

@@ -352,27 +352,33 @@ impl<T> ListLru<T> {
     /// Adding to an offline group adds to its nearest online ancestor.
     pub fn add(&self, item: &Item<T>, node: NodeId, group: GroupId) -> Result<bool, Error> {
         let start = self.list_for_add(node, group)?;
-        let n = item.node();
-        if !n.bind(self.owner()) {
+        if !item.node().bind(self.owner()) {
             return Err(Error::ForeignItem);
         }
-        if n.word().tag() != DETACHED {
-            return Ok(false);
+        Ok(self.link(item, start, DETACHED))
+    }
+
+    /// Links `item` at the tail of the live list `start` resolves to, if
+    /// its state is `from` (DETACHED for `add`, ISOLATED for `putback`).
+    fn link(&self, item: &Item<T>, start: &ListOne<T>, from: usize) -> bool {
+        let n = item.node();
+        if n.word().tag() != from {
+            return false;
         }
         let (l, mut ends) = start.lock_live();
         loop {
             let w = n.word();
-            if w.tag() != DETACHED {
-                return Ok(false);
+            if w.tag() != from {
+                return false;
             }
             if n.cas_word(w, Word::linked(l)).is_ok() {
                 break;
             }
         }
-        // SAFETY: we hold `l`'s lock, and the CAS from DETACHED made us the
+        // SAFETY: we hold `l`'s lock, and the CAS from `from` made us the
         // only thread that may link this node; the list adopts a reference.
         unsafe { l.push_tail(&mut ends, item.clone().into_raw()) };
-        Ok(true)
+        true
     }
 
     /// Removes `item` from its list (`list_lru_del`), wherever reparenting
@@ -412,24 +418,7 @@ impl<T> ListLru<T> {
     /// group's item goes to its nearest online ancestor's list.
     pub fn putback(&self, item: &Item<T>, node: NodeId, group: GroupId) -> Result<bool, Error> {
         let start = self.list_for_add(node, group)?;
-        let n = item.node();
-        if !self.owns(n)? {
-            return Ok(false);
-        }
-        let (l, mut ends) = start.lock_live();
-        loop {
-            let w = n.word();
-            if w.tag() != ISOLATED {
-                return Ok(false);
-            }
-            if n.cas_word(w, Word::linked(l)).is_ok() {
-                break;
-            }
-        }
-        // SAFETY: as in `add`: the CAS from ISOLATED made us the one thread
-        // that may link this node, under `l`'s lock.
-        unsafe { l.push_tail(&mut ends, item.clone().into_raw()) };
-        Ok(true)
+        Ok(self.owns(item.node())? && self.link(item, start, ISOLATED))
     }
 
     /// Moves `item` to the tail (hot end) of its list: it was used.
