@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::{GroupId, NodeId};
+use crate::{GroupId, NodeId, SwapSlot};
 
 /// Why an operation was refused. Nothing stored is lost when one is returned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,6 +48,23 @@ pub enum Error {
     ObjectSize(usize),
     /// A configuration value is out of range.
     BadConfig(String),
+    /// The slot's offset is beyond its area.
+    SlotOutOfRange(SwapSlot),
+    /// The slot is not allocated (never, or already freed).
+    SlotNotAllocated(SwapSlot),
+    /// A page buffer of the wrong length (pages are [`PAGE_SIZE`] bytes).
+    ///
+    /// [`PAGE_SIZE`]: crate::PAGE_SIZE
+    PageSize(usize),
+    /// The swap device failed.
+    Io {
+        /// The I/O error's kind.
+        kind: std::io::ErrorKind,
+        /// Its message.
+        msg: String,
+    },
+    /// A page read from the device does not match its checksum.
+    Corrupt(u64),
 }
 
 impl fmt::Display for Error {
@@ -71,6 +88,11 @@ impl fmt::Display for Error {
             Error::BadHandle => f.write_str("handle names no live object"),
             Error::ObjectSize(n) => write!(f, "object length {n} not allowed here"),
             Error::BadConfig(c) => write!(f, "configuration out of range: {c}"),
+            Error::SlotOutOfRange(s) => write!(f, "swap slot {s} out of range"),
+            Error::SlotNotAllocated(s) => write!(f, "swap slot {s} is not allocated"),
+            Error::PageSize(n) => write!(f, "page buffer of {n} bytes, not {}", crate::PAGE_SIZE),
+            Error::Io { kind, msg } => write!(f, "swap device: {kind:?}: {msg}"),
+            Error::Corrupt(o) => write!(f, "swap device page {o} fails its checksum"),
         }
     }
 }

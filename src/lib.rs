@@ -3,7 +3,7 @@
 //! The Linux kernel's memcg- and NUMA-aware `list_lru` and its zswap
 //! compressed page cache, in user space.
 //!
-//! This release carries the foundation layer:
+//! The foundation:
 //! - [`Groups`]: the tenant tree (the memcg analogue), with the hierarchical
 //!   `zswap_max` / `zswap_writeback` settings, memory.stat-style counters,
 //!   offline with reparenting, and a [`RoundRobin`] reclaim cursor.
@@ -12,7 +12,14 @@
 //!   exact lock-free counts, lazily made per-group lists, and reparenting.
 //! - [`Topology`]: the NUMA nodes, read from sysfs, and the caller's node.
 //!
-//! The compressed object store and the zswap facade build on these.
+//! The object store:
+//! - [`Compressor`]: lz4, zstd, deflate or none, chosen by name at run time.
+//! - [`ZsPool`]: a zsmalloc-like allocator: size classes, movable
+//!   [`Handle`]s, compaction, footprint accounting.
+//!
+//! The swap layer: [`SwapArea`] (slots and swap-cache pins) and
+//! [`SwapDevice`] ([`FileDevice`], [`MemDevice`], [`Checksummed`]). The
+//! zswap facade builds on all of these.
 //!
 //! ## Loom
 //!
@@ -28,11 +35,15 @@ mod group;
 mod lru;
 mod numa;
 mod store;
+mod swap;
 mod sync;
 mod table;
 
 #[doc(hidden)]
 pub mod testing;
+
+/// The page size zswap stores, loads and writes back.
+pub const PAGE_SIZE: usize = 4096;
 
 pub use error::Error;
 
@@ -46,4 +57,7 @@ pub use numa::{current_node, NodeId, Topology, MAX_NUMNODES, NODE_ONLINE_PATH};
 pub use store::{
     ClassStats, Compressor, Handle, PoolConfig, PoolStats, ZsPool, ALIGN, DEFLATE_DEFAULT_LEVEL,
     ZSTD_DEFAULT_LEVEL,
+};
+pub use swap::{
+    AreaId, Checksummed, FileDevice, MemDevice, SlotPin, SwapArea, SwapDevice, SwapSlot,
 };

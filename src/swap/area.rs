@@ -1,0 +1,269 @@
+//! A swap area: N slots, a slot allocator, and a swap-cache pin per slot.
+//!
+//! This is the part of the kernel's swap layer that zswap's correctness
+//! leans on. Writeback must "claim the slot in the swap cache" before it
+//! looks at the slot's entry; a load in flight holds the same claim, so
+//! writeback skips (`skip_if_exists`). And a slot freed while claimed is not
+//! released until the claim goes, so a slot can never be handed to a new
+//! owner while a stale write to it is in flight (CVE-2023-53178, the
+//! recycled-slot race).
+//!
+//! What it guarantees, per slot, with one atomic state byte:
+//! - `alloc` hands out only free slots; `free` of a slot not allocated (or
+//!   already freed) is [`Error::SlotNotAllocated`], never a corruption.
+//! - [`SwapArea::try_pin`] succeeds for at most one holder at a time, and
+//!   only on an allocated slot that is not being freed.
+//! - A slot freed while pinned becomes allocatable exactly when its
+//!   [`SlotPin`] drops, and not before.
+//!
+//! Allocation takes a per-area lock on a free stack (as the kernel's
+//! `si->lock`); pins and state checks take none.
+
+use std::fmt;
+
+use crate::sync::{AtomicU8, Mutex, Ordering};
+use crate::Error;
+
+const ALLOCATED: u8 = 1;
+const PINNED: u8 = 2;
+/// Freed while pinned: released when the pin goes.
+const DYING: u8 = 4;
+
+/// An area's index among the areas of a [`Zswap`](crate) instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct AreaId(pub u16);
+
+/// A swap slot: an area and an offset in it (the kernel's `swp_entry_t`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct SwapSlot {
+    /// The area.
+    pub area: AreaId,
+    /// The slot's offset in the area, in pages.
+    pub offset: u32,
+}
+
+impl fmt::Display for SwapSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.area.0, self.offset)
+    }
+}
+
+/// The slots of one area and their pins.
+///
+/// ```
+/// use zswap::{AreaId, SwapArea};
+/// let area = SwapArea::new(AreaId(0), 4).unwrap();
+/// let slot = area.alloc().unwrap();
+/// let pin = area.try_pin(slot.offset).unwrap();
+/// assert!(area.try_pin(slot.offset).is_none()); // one holder at a time
+/// area.free(slot.offset).unwrap();              // freed while pinned...
+/// assert_eq!(area.free_slots(), 3);             // ...but not reusable yet
+/// drop(pin);
+/// assert_eq!(area.free_slots(), 4);
+/// ```
+pub struct SwapArea {
+    id: AreaId,
+    state: Box<[AtomicU8]>,
+    free: Mutex<Vec<u32>>,
+}
+
+impl fmt::Debug for SwapArea {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SwapArea")
+            .field("id", &self.id)
+            .field("slots", &self.state.len())
+            .field("free", &self.free_slots())
+            .finish()
+    }
+}
+
+/// A claim on one slot (the swap cache's folio lock, in effect). Unpins on
+/// drop, releasing the slot if it was freed meanwhile.
+#[must_use = "the pin is released when dropped"]
+pub struct SlotPin<'a> {
+    area: &'a SwapArea,
+    offset: u32,
+}
+
+impl SlotPin<'_> {
+    /// The pinned slot.
+    pub fn slot(&self) -> SwapSlot {
+        SwapSlot {
+            area: self.area.id,
+            offset: self.offset,
+        }
+    }
+}
+
+impl fmt::Debug for SlotPin<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SlotPin({})", self.slot())
+    }
+}
+
+impl Drop for SlotPin<'_> {
+    fn drop(&mut self) {
+        self.area.unpin(self.offset);
+    }
+}
+
+impl SwapArea {
+    /// An area of `slots` free slots (at least one, at most `u32::MAX`).
+    pub fn new(id: AreaId, slots: u64) -> Result<Self, Error> {
+        let n = u32::try_from(slots)
+            .ok()
+            .filter(|&n| n > 0 && n < u32::MAX)
+            .ok_or_else(|| Error::BadConfig(format!("{slots} swap slots")))?;
+        Ok(SwapArea {
+            id,
+            state: (0..n).map(|_| AtomicU8::new(0)).collect(),
+            // Lowest offsets first, as the kernel's allocator prefers.
+            free: Mutex::new((0..n).rev().collect()),
+        })
+    }
+
+    /// The area's id.
+    pub fn id(&self) -> AreaId {
+        self.id
+    }
+
+    /// Slots in the area.
+    pub fn slots(&self) -> u32 {
+        self.state.len() as u32
+    }
+
+    /// Slots free to allocate now.
+    pub fn free_slots(&self) -> usize {
+        self.free.lock().len()
+    }
+
+    fn state(&self, offset: u32) -> Result<&AtomicU8, Error> {
+        self.state
+            .get(offset as usize)
+            .ok_or(Error::SlotOutOfRange(SwapSlot {
+                area: self.id,
+                offset,
+            }))
+    }
+
+    /// Allocates a free slot; `None` when the area is full.
+    pub fn alloc(&self) -> Option<SwapSlot> {
+        let offset = self.free.lock().pop()?;
+        let prev = self.state[offset as usize].swap(ALLOCATED, Ordering::AcqRel);
+        debug_assert_eq!(prev, 0, "a slot on the free stack was in use");
+        Some(SwapSlot {
+            area: self.id,
+            offset,
+        })
+    }
+
+    /// Frees an allocated slot. If it is pinned, it stays reserved until the
+    /// pin drops.
+    pub fn free(&self, offset: u32) -> Result<(), Error> {
+        let state = self.state(offset)?;
+        let mut s = state.load(Ordering::Acquire);
+        loop {
+            if s & ALLOCATED == 0 || s & DYING != 0 {
+                return Err(Error::SlotNotAllocated(SwapSlot {
+                    area: self.id,
+                    offset,
+                }));
+            }
+            let next = if s & PINNED != 0 { s | DYING } else { 0 };
+            match state.compare_exchange(s, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => break,
+                Err(now) => s = now,
+            }
+        }
+        if s & PINNED == 0 {
+            self.free.lock().push(offset);
+        }
+        Ok(())
+    }
+
+    /// Whether `offset` is allocated (and not being freed).
+    pub fn is_allocated(&self, offset: u32) -> bool {
+        self.state(offset)
+            .is_ok_and(|s| s.load(Ordering::Acquire) & (ALLOCATED | DYING) == ALLOCATED)
+    }
+
+    /// Claims `offset` for its one holder; `None` if someone holds it, or it
+    /// is not allocated, or it is being freed (the kernel's
+    /// `swapcache_prepare` failing with EEXIST or ENOENT).
+    pub fn try_pin(&self, offset: u32) -> Option<SlotPin<'_>> {
+        let state = self.state(offset).ok()?;
+        let mut s = state.load(Ordering::Acquire);
+        loop {
+            if s & (ALLOCATED | PINNED | DYING) != ALLOCATED {
+                return None;
+            }
+            match state.compare_exchange(s, s | PINNED, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Some(SlotPin { area: self, offset }),
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    fn unpin(&self, offset: u32) {
+        let state = &self.state[offset as usize];
+        let mut s = state.load(Ordering::Acquire);
+        loop {
+            debug_assert!(s & PINNED != 0, "unpinning an unpinned slot");
+            let next = if s & DYING != 0 { 0 } else { s & !PINNED };
+            match state.compare_exchange(s, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => break,
+                Err(now) => s = now,
+            }
+        }
+        if s & DYING != 0 {
+            self.free.lock().push(offset);
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alloc_free_and_errors() {
+        let a = SwapArea::new(AreaId(3), 2).unwrap();
+        let s0 = a.alloc().unwrap();
+        let s1 = a.alloc().unwrap();
+        assert_eq!((s0.offset, s1.offset), (0, 1));
+        assert!(a.alloc().is_none());
+        a.free(0).unwrap();
+        let err = Error::SlotNotAllocated(SwapSlot {
+            area: AreaId(3),
+            offset: 0,
+        });
+        assert_eq!(a.free(0), Err(err));
+        let out = SwapSlot {
+            area: AreaId(3),
+            offset: 9,
+        };
+        assert_eq!(a.free(9), Err(Error::SlotOutOfRange(out)));
+        assert!(a.try_pin(9).is_none() && a.try_pin(0).is_none());
+        assert_eq!(a.alloc().unwrap().offset, 0);
+        assert!(SwapArea::new(AreaId(0), 0).is_err());
+    }
+
+    #[test]
+    fn a_pinned_slot_is_released_by_its_pin() {
+        let a = SwapArea::new(AreaId(0), 1).unwrap();
+        let s = a.alloc().unwrap();
+        let pin = a.try_pin(s.offset).unwrap();
+        assert_eq!(pin.slot(), s);
+        a.free(s.offset).unwrap();
+        assert!(a.free(s.offset).is_err(), "double free while pinned");
+        assert!(!a.is_allocated(s.offset));
+        assert!(a.alloc().is_none(), "not reusable while pinned");
+        drop(pin);
+        assert_eq!(a.alloc().unwrap(), s);
+        // An unpin without a free leaves the slot allocated.
+        drop(a.try_pin(s.offset).unwrap());
+        assert!(a.is_allocated(s.offset));
+    }
+}

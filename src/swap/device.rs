@@ -1,0 +1,299 @@
+//! Where written-back pages go: the [`SwapDevice`] trait and its backends.
+//!
+//! - [`FileDevice`]: a swap file at a path; positioned reads and writes at
+//!   `slot × 4096` (`pread`/`pwrite`, so threads never share a cursor or a
+//!   lock). Durability: none is promised or paid for. Like the kernel's swap,
+//!   the file's contents mean nothing after the process ends, so there is no
+//!   `fsync`; a write is complete when `pwrite` has taken all its bytes, and
+//!   a short or failed write is an error the caller sees.
+//! - [`MemDevice`]: pages in memory, for tests and for programs that want
+//!   zswap's accounting without a disk.
+//! - [`Checksummed`]: wraps any device with a per-page 64-bit checksum kept
+//!   in memory, so a page corrupted on the device reads as
+//!   [`Error::Corrupt`], never as wrong data.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::sync::{AtomicU64, Mutex, Ordering};
+use crate::{Error, PAGE_SIZE};
+
+/// A device of 4 KiB pages addressed by slot offset.
+pub trait SwapDevice: Send + Sync {
+    /// Pages the device holds.
+    fn pages(&self) -> u64;
+
+    /// Reads page `offset` into `page` (exactly [`PAGE_SIZE`] bytes).
+    fn read_page(&self, offset: u64, page: &mut [u8]) -> Result<(), Error>;
+
+    /// Writes `page` (exactly [`PAGE_SIZE`] bytes) at `offset`.
+    fn write_page(&self, offset: u64, page: &[u8]) -> Result<(), Error>;
+}
+
+fn check(pages: u64, offset: u64, len: usize) -> Result<(), Error> {
+    if len != PAGE_SIZE {
+        return Err(Error::PageSize(len));
+    }
+    if offset >= pages {
+        return Err(Error::Io {
+            kind: std::io::ErrorKind::InvalidInput,
+            msg: format!("page {offset} beyond a device of {pages} pages"),
+        });
+    }
+    Ok(())
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io {
+            kind: e.kind(),
+            msg: e.to_string(),
+        }
+    }
+}
+
+/// A swap file.
+#[derive(Debug)]
+pub struct FileDevice {
+    file: File,
+    pages: u64,
+    path: PathBuf,
+    remove_on_drop: bool,
+}
+
+impl FileDevice {
+    /// Creates (or truncates) the file at `path`, sized for `pages` pages
+    /// (sparse: nothing is written until pages are).
+    pub fn create(path: impl AsRef<Path>, pages: u64) -> Result<Self, Error> {
+        let path = path.as_ref().to_path_buf();
+        let bytes = pages
+            .checked_mul(PAGE_SIZE as u64)
+            .filter(|_| pages > 0)
+            .ok_or_else(|| Error::BadConfig(format!("{pages} device pages")))?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)?;
+        file.set_len(bytes)?;
+        Ok(FileDevice {
+            file,
+            pages,
+            path,
+            remove_on_drop: false,
+        })
+    }
+
+    /// A swap file in the system's temporary directory, removed when the
+    /// device is dropped.
+    pub fn temp(pages: u64) -> Result<Self, Error> {
+        use std::sync::atomic::{AtomicU64 as StdCounter, Ordering as O};
+        // Not a synchronization primitive: a process-wide counter for
+        // unique file names.
+        static NEXT: StdCounter = StdCounter::new(0);
+        let name = format!(
+            "zswap-{}-{}.swap",
+            std::process::id(),
+            NEXT.fetch_add(1, O::Relaxed)
+        );
+        let mut dev = Self::create(std::env::temp_dir().join(name), pages)?;
+        dev.remove_on_drop = true;
+        Ok(dev)
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for FileDevice {
+    fn drop(&mut self) {
+        if self.remove_on_drop {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+impl SwapDevice for FileDevice {
+    fn pages(&self) -> u64 {
+        self.pages
+    }
+
+    fn read_page(&self, offset: u64, page: &mut [u8]) -> Result<(), Error> {
+        check(self.pages, offset, page.len())?;
+        Ok(self.file.read_exact_at(page, offset * PAGE_SIZE as u64)?)
+    }
+
+    fn write_page(&self, offset: u64, page: &[u8]) -> Result<(), Error> {
+        check(self.pages, offset, page.len())?;
+        Ok(self.file.write_all_at(page, offset * PAGE_SIZE as u64)?)
+    }
+}
+
+/// One page of a [`MemDevice`]: `None` until written.
+type MemPage = Mutex<Option<Box<[u8]>>>;
+
+/// Pages in memory; a page never written reads as zeros.
+pub struct MemDevice {
+    pages: Box<[MemPage]>,
+}
+
+impl std::fmt::Debug for MemDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemDevice")
+            .field("pages", &self.pages.len())
+            .finish()
+    }
+}
+
+impl MemDevice {
+    /// A device of `pages` pages.
+    pub fn new(pages: u64) -> Self {
+        MemDevice {
+            pages: (0..pages).map(|_| Mutex::new(None)).collect(),
+        }
+    }
+}
+
+impl SwapDevice for MemDevice {
+    fn pages(&self) -> u64 {
+        self.pages.len() as u64
+    }
+
+    fn read_page(&self, offset: u64, page: &mut [u8]) -> Result<(), Error> {
+        check(self.pages(), offset, page.len())?;
+        match &*self.pages[offset as usize].lock() {
+            Some(p) => page.copy_from_slice(p),
+            None => page.fill(0),
+        }
+        Ok(())
+    }
+
+    fn write_page(&self, offset: u64, page: &[u8]) -> Result<(), Error> {
+        check(self.pages(), offset, page.len())?;
+        *self.pages[offset as usize].lock() = Some(page.into());
+        Ok(())
+    }
+}
+
+/// Never written: reads are not checked.
+const UNWRITTEN: u64 = 0;
+/// A write failed: the page's contents are unknown, reads fail.
+const POISONED: u64 = 2;
+
+/// A device with a checksum per page, kept in memory: a corrupted page
+/// reads as [`Error::Corrupt`], never as wrong data.
+///
+/// ```
+/// use zswap::{Checksummed, MemDevice, SwapDevice};
+/// let dev = Checksummed::new(MemDevice::new(4));
+/// dev.write_page(1, &[7u8; 4096]).unwrap();
+/// let mut page = [0u8; 4096];
+/// dev.read_page(1, &mut page).unwrap();
+/// dev.inner().write_page(1, &[8u8; 4096]).unwrap(); // corrupt behind its back
+/// assert!(dev.read_page(1, &mut page).is_err());
+/// ```
+#[derive(Debug)]
+pub struct Checksummed<D> {
+    inner: D,
+    sums: Box<[AtomicU64]>,
+}
+
+/// FNV-1a, 64-bit, with the low bit forced on so no sum equals a marker.
+fn checksum(page: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for chunk in page.chunks_exact(8) {
+        let w = u64::from_le_bytes(chunk.try_into().expect("8-byte chunk"));
+        h = (h ^ w).wrapping_mul(0x0000_0100_0000_01b3);
+        h ^= h >> 29;
+    }
+    h | 1
+}
+
+impl<D: SwapDevice> Checksummed<D> {
+    /// Wraps `inner`.
+    pub fn new(inner: D) -> Self {
+        let n = inner.pages();
+        Checksummed {
+            inner,
+            sums: (0..n).map(|_| AtomicU64::new(UNWRITTEN)).collect(),
+        }
+    }
+
+    /// The wrapped device.
+    pub fn inner(&self) -> &D {
+        &self.inner
+    }
+}
+
+impl<D: SwapDevice> SwapDevice for Checksummed<D> {
+    fn pages(&self) -> u64 {
+        self.inner.pages()
+    }
+
+    fn read_page(&self, offset: u64, page: &mut [u8]) -> Result<(), Error> {
+        self.inner.read_page(offset, page)?;
+        let want = self.sums[offset as usize].load(Ordering::Acquire);
+        if want != UNWRITTEN && want != checksum(page) {
+            return Err(Error::Corrupt(offset));
+        }
+        Ok(())
+    }
+
+    fn write_page(&self, offset: u64, page: &[u8]) -> Result<(), Error> {
+        check(self.pages(), offset, page.len())?;
+        let r = self.inner.write_page(offset, page);
+        let sum = if r.is_ok() { checksum(page) } else { POISONED };
+        self.sums[offset as usize].store(sum, Ordering::Release);
+        r
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn exercise(dev: &dyn SwapDevice) {
+        let mut page = vec![0u8; PAGE_SIZE];
+        dev.read_page(0, &mut page).unwrap();
+        dev.write_page(2, &[9u8; PAGE_SIZE]).unwrap();
+        dev.read_page(2, &mut page).unwrap();
+        assert!(page.iter().all(|&b| b == 9));
+        assert_eq!(dev.write_page(2, &[1u8; 100]), Err(Error::PageSize(100)));
+        assert!(dev.write_page(dev.pages(), &[0u8; PAGE_SIZE]).is_err());
+        assert!(dev.read_page(u64::MAX, &mut page).is_err());
+    }
+
+    #[test]
+    fn backends_read_what_they_wrote() {
+        exercise(&MemDevice::new(4));
+        let f = FileDevice::temp(4).unwrap();
+        let path = f.path().to_path_buf();
+        exercise(&f);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            4 * PAGE_SIZE as u64
+        );
+        drop(f);
+        assert!(!path.exists(), "a temp device removes its file");
+        exercise(&Checksummed::new(MemDevice::new(4)));
+    }
+
+    #[test]
+    fn corruption_on_a_file_is_an_error() {
+        let dev = Checksummed::new(FileDevice::temp(2).unwrap());
+        dev.write_page(1, &[5u8; PAGE_SIZE]).unwrap();
+        // Flip one byte in the file itself.
+        dev.inner()
+            .file
+            .write_all_at(&[6], PAGE_SIZE as u64 + 77)
+            .unwrap();
+        let mut page = vec![0u8; PAGE_SIZE];
+        assert_eq!(dev.read_page(1, &mut page), Err(Error::Corrupt(1)));
+        // Unwritten pages are not checked.
+        dev.read_page(0, &mut page).unwrap();
+    }
+}
