@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::{GroupId, NodeId, SwapSlot};
+use crate::{AreaId, GroupId, NodeId, SwapSlot};
 
 /// Why an operation was refused. Nothing stored is lost when one is returned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,6 +65,14 @@ pub enum Error {
     },
     /// A page read from the device does not match its checksum.
     Corrupt(u64),
+    /// No swapped-on area has this id.
+    UnknownArea(AreaId),
+    /// The area still has allocated slots.
+    AreaBusy(AreaId),
+    /// Every slot of every area is in use.
+    SwapFull,
+    /// zswap rejected the page and its group may not write back.
+    Rejected,
 }
 
 impl fmt::Display for Error {
@@ -93,6 +101,10 @@ impl fmt::Display for Error {
             Error::PageSize(n) => write!(f, "page buffer of {n} bytes, not {}", crate::PAGE_SIZE),
             Error::Io { kind, msg } => write!(f, "swap device: {kind:?}: {msg}"),
             Error::Corrupt(o) => write!(f, "swap device page {o} fails its checksum"),
+            Error::UnknownArea(a) => write!(f, "no swap area {}", a.0),
+            Error::AreaBusy(a) => write!(f, "swap area {} still has slots in use", a.0),
+            Error::SwapFull => f.write_str("no free swap slot"),
+            Error::Rejected => f.write_str("zswap rejected the page and writeback is disabled"),
         }
     }
 }

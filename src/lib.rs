@@ -38,6 +38,7 @@ mod store;
 mod swap;
 mod sync;
 mod table;
+mod zswap;
 
 #[doc(hidden)]
 pub mod testing;
@@ -61,3 +62,4 @@ pub use store::{
 pub use swap::{
     AreaId, Checksummed, FileDevice, MemDevice, SlotPin, SwapArea, SwapDevice, SwapSlot,
 };
+pub use zswap::{total_memory, PoolLimit, ShrinkResult, Zswap, ZswapConfig, ZswapStats};

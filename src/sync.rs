@@ -27,6 +27,7 @@ mod imp {
         AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
     };
     pub(crate) use std::sync::Arc;
+    pub(crate) use std::thread::yield_now;
     pub(crate) use std::thread_local;
 
     /// A non-poisoning mutex (`parking_lot`'s).
@@ -47,6 +48,36 @@ mod imp {
         pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
             self.0.lock()
         }
+    }
+
+    /// A condition variable for [`Mutex`] (`parking_lot`'s). Only the
+    /// non-loom build has one: the one thread that waits on it (zswap's
+    /// shrink worker) does not exist under loom.
+    #[derive(Debug, Default)]
+    pub(crate) struct Condvar(parking_lot::Condvar);
+
+    impl Condvar {
+        /// Waits for a notification, or `timeout`.
+        pub(crate) fn wait_for<T>(
+            &self,
+            guard: &mut MutexGuard<'_, T>,
+            timeout: std::time::Duration,
+        ) {
+            let _ = self.0.wait_for(guard, timeout);
+        }
+
+        /// Wakes one waiter.
+        pub(crate) fn notify_one(&self) {
+            self.0.notify_one();
+        }
+    }
+
+    /// Spawns a named OS thread.
+    pub(crate) fn spawn_named<F: FnOnce() + Send + 'static>(
+        name: &str,
+        f: F,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new().name(name.to_owned()).spawn(f)
     }
 
     /// An `UnsafeCell` with loom's closure-based access API.
@@ -83,6 +114,7 @@ mod imp {
         AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
     };
     pub(crate) use loom::sync::Arc;
+    pub(crate) use loom::thread::yield_now;
     pub(crate) use loom::thread_local;
 
     /// A non-poisoning mutex over loom's.

@@ -16,12 +16,12 @@
 //! - A slot freed while pinned becomes allocatable exactly when its
 //!   [`SlotPin`] drops, and not before.
 //!
-//! Allocation takes a per-area lock on a free stack (as the kernel's
+//! Allocation takes a per-area lock on a free bitmap (as the kernel's
 //! `si->lock`); pins and state checks take none.
 
 use std::fmt;
 
-use crate::sync::{AtomicU8, Mutex, Ordering};
+use crate::sync::{yield_now, AtomicU8, Mutex, Ordering};
 use crate::Error;
 
 const ALLOCATED: u8 = 1;
@@ -66,7 +66,64 @@ impl fmt::Display for SwapSlot {
 pub struct SwapArea {
     id: AreaId,
     state: Box<[AtomicU8]>,
-    free: Mutex<Vec<u32>>,
+    free: Mutex<FreeMap>,
+}
+
+/// Free slots as a bitmap (1 = free) with a rotating cursor, so a slot can
+/// be allocated in order or claimed by offset in O(1).
+struct FreeMap {
+    bits: Vec<u64>,
+    cursor: usize,
+    free: usize,
+}
+
+impl FreeMap {
+    fn new(n: u32) -> Self {
+        let mut bits = vec![u64::MAX; (n as usize).div_ceil(64)];
+        if n % 64 != 0 {
+            *bits.last_mut().expect("n > 0") = (1u64 << (n % 64)) - 1;
+        }
+        FreeMap {
+            bits,
+            cursor: 0,
+            free: n as usize,
+        }
+    }
+
+    /// Takes the lowest free slot at or after the cursor (wrapping).
+    fn take(&mut self) -> Option<u32> {
+        if self.free == 0 {
+            return None;
+        }
+        let n = self.bits.len();
+        for i in 0..n {
+            let w = (self.cursor + i) % n;
+            if self.bits[w] != 0 {
+                let bit = self.bits[w].trailing_zeros();
+                self.bits[w] &= !(1 << bit);
+                self.free -= 1;
+                self.cursor = w;
+                return Some((w * 64) as u32 + bit);
+            }
+        }
+        None
+    }
+
+    /// Takes `offset` if it is free.
+    fn take_at(&mut self, offset: u32) -> bool {
+        let (w, bit) = ((offset / 64) as usize, offset % 64);
+        let was = self.bits[w] & (1 << bit) != 0;
+        self.bits[w] &= !(1 << bit);
+        self.free -= usize::from(was);
+        was
+    }
+
+    fn put(&mut self, offset: u32) {
+        let (w, bit) = ((offset / 64) as usize, offset % 64);
+        debug_assert!(self.bits[w] & (1 << bit) == 0, "slot freed twice");
+        self.bits[w] |= 1 << bit;
+        self.free += 1;
+    }
 }
 
 impl fmt::Debug for SwapArea {
@@ -119,8 +176,7 @@ impl SwapArea {
         Ok(SwapArea {
             id,
             state: (0..n).map(|_| AtomicU8::new(0)).collect(),
-            // Lowest offsets first, as the kernel's allocator prefers.
-            free: Mutex::new((0..n).rev().collect()),
+            free: Mutex::new(FreeMap::new(n)),
         })
     }
 
@@ -136,7 +192,7 @@ impl SwapArea {
 
     /// Slots free to allocate now.
     pub fn free_slots(&self) -> usize {
-        self.free.lock().len()
+        self.free.lock().free
     }
 
     fn state(&self, offset: u32) -> Result<&AtomicU8, Error> {
@@ -148,15 +204,30 @@ impl SwapArea {
             }))
     }
 
-    /// Allocates a free slot; `None` when the area is full.
+    /// Allocates a free slot (lowest first from a rotating cursor); `None`
+    /// when the area is full.
     pub fn alloc(&self) -> Option<SwapSlot> {
-        let offset = self.free.lock().pop()?;
+        let offset = self.free.lock().take()?;
         let prev = self.state[offset as usize].swap(ALLOCATED, Ordering::AcqRel);
-        debug_assert_eq!(prev, 0, "a slot on the free stack was in use");
+        debug_assert_eq!(prev, 0, "a free slot was in use");
         Some(SwapSlot {
             area: self.id,
             offset,
         })
+    }
+
+    /// Allocates the slot at `offset` if it is free, for programs that run
+    /// their own slot allocator and hand zswap the slots they chose.
+    /// `Ok(false)` if it is already allocated.
+    pub fn claim(&self, offset: u32) -> Result<bool, Error> {
+        let state = self.state(offset)?;
+        let mut free = self.free.lock();
+        if !free.take_at(offset) {
+            return Ok(false);
+        }
+        let prev = state.swap(ALLOCATED, Ordering::AcqRel);
+        debug_assert_eq!(prev, 0, "a free slot was in use");
+        Ok(true)
     }
 
     /// Frees an allocated slot. If it is pinned, it stays reserved until the
@@ -178,7 +249,7 @@ impl SwapArea {
             }
         }
         if s & PINNED == 0 {
-            self.free.lock().push(offset);
+            self.free.lock().put(offset);
         }
         Ok(())
     }
@@ -206,6 +277,25 @@ impl SwapArea {
         }
     }
 
+    /// Claims `offset`, waiting (yielding) while another holder has it, as
+    /// a swap-in waits on a locked swap-cache folio. Fails if the slot is
+    /// not allocated or is being freed.
+    pub fn pin(&self, offset: u32) -> Result<SlotPin<'_>, Error> {
+        let state = self.state(offset)?;
+        loop {
+            if let Some(pin) = self.try_pin(offset) {
+                return Ok(pin);
+            }
+            if state.load(Ordering::Acquire) & (ALLOCATED | DYING) != ALLOCATED {
+                return Err(Error::SlotNotAllocated(SwapSlot {
+                    area: self.id,
+                    offset,
+                }));
+            }
+            yield_now();
+        }
+    }
+
     fn unpin(&self, offset: u32) {
         let state = &self.state[offset as usize];
         let mut s = state.load(Ordering::Acquire);
@@ -218,7 +308,7 @@ impl SwapArea {
             }
         }
         if s & DYING != 0 {
-            self.free.lock().push(offset);
+            self.free.lock().put(offset);
         }
     }
 }
@@ -248,6 +338,20 @@ mod tests {
         assert!(a.try_pin(9).is_none() && a.try_pin(0).is_none());
         assert_eq!(a.alloc().unwrap().offset, 0);
         assert!(SwapArea::new(AreaId(0), 0).is_err());
+    }
+
+    #[test]
+    fn claim_and_bitmap_edges() {
+        let a = SwapArea::new(AreaId(0), 130).unwrap();
+        assert_eq!(a.claim(129), Ok(true));
+        assert_eq!(a.claim(129), Ok(false));
+        assert!(a.claim(130).is_err());
+        let got: Vec<u32> = std::iter::from_fn(|| a.alloc().map(|s| s.offset)).collect();
+        assert_eq!(got.len(), 129);
+        assert!(!got.contains(&129) && got.iter().all(|&o| o < 129));
+        assert_eq!(a.free_slots(), 0);
+        a.free(64).unwrap();
+        assert_eq!(a.alloc().unwrap().offset, 64);
     }
 
     #[test]

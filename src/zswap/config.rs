@@ -1,0 +1,146 @@
+//! How a [`Zswap`](super::Zswap) is configured: the kernel's module
+//! parameters (`compressor`, `max_pool_percent`, `accept_threshold_percent`,
+//! `shrinker_enabled`, `same_filled_pages_enabled`), set with a builder.
+
+use crate::{Error, Topology};
+
+/// The global limit on the compressed pool's footprint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub enum PoolLimit {
+    /// At most this many bytes.
+    Bytes(u64),
+    /// At most `percent` of `of_bytes` (the kernel's `max_pool_percent` of
+    /// total RAM).
+    Percent {
+        /// The share, 0..=100.
+        percent: u8,
+        /// The memory size it is a share of.
+        of_bytes: u64,
+    },
+}
+
+impl PoolLimit {
+    /// The limit in bytes.
+    pub fn bytes(&self) -> u64 {
+        match *self {
+            PoolLimit::Bytes(b) => b,
+            PoolLimit::Percent { percent, of_bytes } => {
+                (u128::from(of_bytes) * u128::from(percent.min(100)) / 100) as u64
+            }
+        }
+    }
+}
+
+/// The machine's physical memory, or 1 GiB where it cannot be read.
+pub fn total_memory() -> u64 {
+    // SAFETY: sysconf only reads system configuration.
+    let (pages, size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    if pages > 0 && size > 0 {
+        pages as u64 * size as u64
+    } else {
+        1 << 30
+    }
+}
+
+/// A [`Zswap`](super::Zswap)'s configuration.
+///
+/// ```
+/// use zswap::{PoolLimit, ZswapConfig};
+/// let cfg = ZswapConfig::default()
+///     .compressor("zstd:3")
+///     .max_pool(PoolLimit::Bytes(64 << 20))
+///     .accept_threshold_percent(80)
+///     .shrinker(false);
+/// assert_eq!(cfg.max_pool_bytes(), 64 << 20);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ZswapConfig {
+    pub(crate) compressor: String,
+    pub(crate) max_pool: PoolLimit,
+    pub(crate) accept_threshold_percent: u8,
+    pub(crate) shrinker: bool,
+    pub(crate) same_filled_pages: bool,
+    pub(crate) topology: Topology,
+}
+
+impl Default for ZswapConfig {
+    /// lz4, 20% of physical memory, accept threshold 90%, shrink worker on,
+    /// same-filled pages on, the machine's NUMA topology.
+    fn default() -> Self {
+        ZswapConfig {
+            compressor: "lz4".into(),
+            max_pool: PoolLimit::Percent {
+                percent: 20,
+                of_bytes: total_memory(),
+            },
+            accept_threshold_percent: 90,
+            shrinker: true,
+            same_filled_pages: true,
+            topology: Topology::detect(),
+        }
+    }
+}
+
+impl ZswapConfig {
+    /// The compressor, by name (`lz4`, `zstd:3`, `deflate`, `none`).
+    pub fn compressor(mut self, name: &str) -> Self {
+        self.compressor = name.to_owned();
+        self
+    }
+
+    /// The global pool limit.
+    pub fn max_pool(mut self, limit: PoolLimit) -> Self {
+        self.max_pool = limit;
+        self
+    }
+
+    /// Once full, accept stores again only under this share of the limit.
+    pub fn accept_threshold_percent(mut self, percent: u8) -> Self {
+        self.accept_threshold_percent = percent;
+        self
+    }
+
+    /// Whether the asynchronous shrink worker runs when the pool is full.
+    pub fn shrinker(mut self, enabled: bool) -> Self {
+        self.shrinker = enabled;
+        self
+    }
+
+    /// Whether same-filled pages are kept as one word.
+    pub fn same_filled_pages(mut self, enabled: bool) -> Self {
+        self.same_filled_pages = enabled;
+        self
+    }
+
+    /// The NUMA topology the LRU is sharded by.
+    pub fn topology(mut self, topology: Topology) -> Self {
+        self.topology = topology;
+        self
+    }
+
+    /// The limit in bytes.
+    pub fn max_pool_bytes(&self) -> u64 {
+        self.max_pool.bytes()
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        if self.accept_threshold_percent > 100 {
+            return Err(Error::BadConfig(format!(
+                "accept_threshold_percent {}",
+                self.accept_threshold_percent
+            )));
+        }
+        if let PoolLimit::Percent { percent, .. } = self.max_pool {
+            if percent > 100 {
+                return Err(Error::BadConfig(format!("max_pool_percent {percent}")));
+            }
+        }
+        Ok(())
+    }
+}

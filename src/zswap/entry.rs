@@ -1,0 +1,118 @@
+//! Entries, the slot index, and the swap areas zswap fronts.
+//!
+//! An entry is shared by the slot index and (unless same-filled) the LRU,
+//! as one [`Item`]. The rule that keeps every race simple: **every change to
+//! a slot's index entry happens under that slot's pin** ([`SwapArea::pin`]
+//! for store, load and invalidate, which wait; `try_pin` for writeback,
+//! which skips), so the index shard locks only protect the map itself, and
+//! whoever removes an entry from the index is the one who frees it (its
+//! pool object, its charge, its counters), exactly once.
+
+use std::collections::HashMap;
+
+use crate::store::Handle;
+use crate::sync::{AtomicBool, Mutex};
+use crate::{GroupId, Item, NodeId, SwapArea, SwapDevice, SwapSlot};
+
+/// Index shards per area (a power of two).
+#[cfg(not(loom))]
+const SHARDS: usize = 64;
+#[cfg(loom)]
+const SHARDS: usize = 2;
+
+/// What an entry holds.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Data {
+    /// A page of one repeated 64-bit word.
+    Same(u64),
+    /// An object in pool `pool`.
+    Stored {
+        pool: u32,
+        handle: Handle,
+        len: u32,
+        incompressible: bool,
+    },
+}
+
+/// One stored page.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub(crate) slot: SwapSlot,
+    pub(crate) data: Data,
+    /// The group charged (the storing group, or its nearest online
+    /// ancestor).
+    pub(crate) group: GroupId,
+    pub(crate) node: NodeId,
+    /// Second chance: set on store, cleared (with a rotation) by the
+    /// shrinker before it writes the entry back.
+    pub(crate) referenced: AtomicBool,
+}
+
+impl Entry {
+    /// Bytes charged to the group.
+    pub(crate) fn charged_len(&self) -> u64 {
+        match self.data {
+            Data::Same(_) => 0,
+            Data::Stored { len, .. } => u64::from(len),
+        }
+    }
+
+    pub(crate) fn incompressible(&self) -> bool {
+        matches!(
+            self.data,
+            Data::Stored {
+                incompressible: true,
+                ..
+            }
+        )
+    }
+}
+
+/// One shard of a slot index.
+type Shard = Mutex<HashMap<u32, Item<Entry>>>;
+
+/// A swapped-on area: its slots and pins, its device, and the slot index.
+pub(crate) struct Area {
+    pub(crate) slots: SwapArea,
+    pub(crate) device: Box<dyn SwapDevice>,
+    pub(crate) online: AtomicBool,
+    shards: Box<[Shard]>,
+}
+
+impl Area {
+    pub(crate) fn new(slots: SwapArea, device: Box<dyn SwapDevice>) -> Self {
+        Area {
+            slots,
+            device,
+            online: AtomicBool::new(true),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+
+    fn shard(&self, offset: u32) -> &Shard {
+        &self.shards[offset as usize % SHARDS]
+    }
+
+    /// Puts `entry` at `offset`; returns the entry it replaced.
+    pub(crate) fn insert(&self, offset: u32, entry: Item<Entry>) -> Option<Item<Entry>> {
+        self.shard(offset).lock().insert(offset, entry)
+    }
+
+    /// Takes the entry at `offset` out of the index.
+    pub(crate) fn remove(&self, offset: u32) -> Option<Item<Entry>> {
+        self.shard(offset).lock().remove(&offset)
+    }
+
+    /// Whether `offset` maps to exactly `entry`.
+    pub(crate) fn maps_to(&self, offset: u32, entry: &Item<Entry>) -> bool {
+        self.shard(offset)
+            .lock()
+            .get(&offset)
+            .is_some_and(|cur| Item::ptr_eq(cur, entry))
+    }
+
+    /// Entries in the index now.
+    pub(crate) fn entries(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().len()).sum()
+    }
+}

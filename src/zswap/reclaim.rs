@@ -1,0 +1,303 @@
+//! Reclaim: writeback of one entry, shrinking one group's lists, the
+//! round-robin shrink worker, and the shrinker's count/scan.
+//!
+//! Writeback (`zswap_writeback_entry`), the protocol DESIGN.md fixes:
+//! 1. the walker isolates the coldest entry and releases the list lock;
+//! 2. writeback *tries* the slot's pin — a holder (load, store, invalidate in
+//!    flight) means the slot is busy, and writeback skips it;
+//! 3. holding the pin, it checks that the index still maps the slot to
+//!    *this* entry — if not, the entry was invalidated or replaced, and its
+//!    remover has freed it: nothing to do;
+//! 4. it decompresses and writes the page to the device; on a device error
+//!    the entry goes back on its list, untouched (nothing is lost);
+//! 5. it takes the entry out of the index (it still maps: the pin excludes
+//!    every other change) and frees it, then drops the pin.
+//!
+//! Because a slot freed while pinned is released only when the pin goes,
+//! the slot cannot be reused while step 4's write is in flight: the
+//! recycled-slot race (CVE-2023-53178) cannot happen.
+
+use std::cell::RefCell;
+
+use super::entry::Entry;
+use super::stats::inc;
+use super::Inner;
+use crate::sync::Ordering;
+use crate::{GroupEvent, GroupId, Item, LruStatus, NodeId, PAGE_SIZE};
+
+crate::sync::thread_scratch! {
+    static PAGE_BUF: RefCell<Vec<u8>> = RefCell::new(Vec::new());
+}
+
+/// The kernel's `MAX_RECLAIM_RETRIES`: fruitless passes before the shrink
+/// worker gives up.
+pub(crate) const MAX_RECLAIM_RETRIES: u32 = 16;
+
+/// What shrinking one group did (`shrink_memcg`'s return).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShrinkResult {
+    /// Not a candidate: offline, writeback disabled, or nothing stored
+    /// (`-ENOENT`); not counted as a failure.
+    Skipped,
+    /// Walked but wrote nothing back (`-EAGAIN`).
+    Failed,
+    /// Wrote back this many pages.
+    Wrote(usize),
+}
+
+/// What writing one entry back came to.
+enum Writeback {
+    Written,
+    /// Invalidated or replaced meanwhile; its remover freed it.
+    Gone,
+    /// The slot's pin is held by a load, store or invalidate.
+    Busy,
+    /// Decompression or the device failed; the entry is back on its list.
+    Failed,
+}
+
+impl Inner {
+    fn writeback_entry(&self, entry: &Item<Entry>) -> Writeback {
+        let Ok(area) = self.area(entry.slot.area) else {
+            return Writeback::Gone;
+        };
+        let Some(pin) = area.slots.try_pin(entry.slot.offset) else {
+            return Writeback::Busy;
+        };
+        if !area.maps_to(entry.slot.offset, entry) {
+            return Writeback::Gone;
+        }
+        let written = PAGE_BUF.with(|cell| {
+            let mut page = cell.borrow_mut();
+            page.resize(PAGE_SIZE, 0);
+            self.decompress(entry, &mut page)
+                .and_then(|()| area.device.write_page(u64::from(entry.slot.offset), &page))
+        });
+        if written.is_err() {
+            // Still mapped (we hold the pin): back on its list, as it was.
+            let _ = self.lru.putback(entry, entry.node, entry.group);
+            return Writeback::Failed;
+        }
+        let removed = area.remove(entry.slot.offset);
+        debug_assert!(removed.as_ref().is_some_and(|r| Item::ptr_eq(r, entry)));
+        let _ = self.groups.count_event(entry.group, GroupEvent::Zswpwb);
+        inc(&self.stats.written_back_pages);
+        self.free_entry(entry);
+        drop(pin);
+        Writeback::Written
+    }
+
+    /// Walks one list with the writeback callback; returns pages written.
+    fn walk_writeback(&self, node: NodeId, group: GroupId, budget: &mut usize) -> usize {
+        let mut written = 0;
+        let _ = self.lru.walk_one(node, group, budget, |g| {
+            // Second chance: a referenced entry is rotated once.
+            if g.item().referenced.swap(false, Ordering::Relaxed) {
+                return LruStatus::Rotate;
+            }
+            let Some(entry) = g.isolate() else {
+                return LruStatus::Skip;
+            };
+            match g.unlocked(|| self.writeback_entry(&entry)) {
+                Writeback::Written => {
+                    written += 1;
+                    LruStatus::RemovedRetry
+                }
+                Writeback::Gone => LruStatus::RemovedRetry,
+                Writeback::Busy => {
+                    // A swap-in made it hot: we are shrinking into the warm
+                    // end; stop (the kernel's EEXIST → LRU_STOP). The pin
+                    // holder removes or replaces the entry.
+                    inc(&self.stats.reject_reclaim_fail);
+                    LruStatus::Stop
+                }
+                Writeback::Failed => {
+                    inc(&self.stats.reject_reclaim_fail);
+                    LruStatus::RemovedRetry
+                }
+            }
+        });
+        written
+    }
+
+    /// `shrink_memcg`: one entry per node from `group`'s own lists.
+    pub(super) fn shrink_group(&self, group: GroupId) -> ShrinkResult {
+        if !self.groups.is_online(group) || !self.groups.writeback_enabled(group).unwrap_or(false) {
+            return ShrinkResult::Skipped;
+        }
+        let nodes = self.lru.nr_nodes();
+        let stored: usize = (0..nodes)
+            .map(|n| self.lru.count_one(NodeId(n as u32), group).unwrap_or(0))
+            .sum();
+        if stored == 0 {
+            return ShrinkResult::Skipped;
+        }
+        let mut written = 0;
+        for n in 0..nodes {
+            let mut budget = 1;
+            written += self.walk_writeback(NodeId(n as u32), group, &mut budget);
+        }
+        if written > 0 {
+            ShrinkResult::Wrote(written)
+        } else {
+            ShrinkResult::Failed
+        }
+    }
+
+    /// The shrinker's scan: up to `nr` entries of one list.
+    pub(super) fn scan(
+        &self,
+        node: NodeId,
+        group: GroupId,
+        nr: usize,
+    ) -> Result<usize, crate::Error> {
+        self.lru.count_objects(node, group)?;
+        if !self.groups.writeback_enabled(group)? {
+            return Ok(0);
+        }
+        let mut budget = nr;
+        Ok(self.walk_writeback(node, group, &mut budget))
+    }
+
+    /// One run of the shrink worker (`shrink_worker`): round-robin over the
+    /// online groups from the persistent cursor until the pool is under the
+    /// accept threshold; groups with nothing to write back are skipped
+    /// without counting; a pass with no attempt, or a failed attempt, counts
+    /// a failure; 16 failures end the run.
+    pub(super) fn shrink_worker_pass(&self) -> usize {
+        let (mut failures, mut attempts, mut written) = (0u32, 0u32, 0usize);
+        while self.pool_total_size() > self.accept_bytes {
+            let Some(group) = self.cursor.next(&self.groups) else {
+                if attempts == 0 {
+                    failures += 1;
+                    if failures == MAX_RECLAIM_RETRIES {
+                        break;
+                    }
+                }
+                attempts = 0;
+                continue;
+            };
+            match self.shrink_group(group) {
+                ShrinkResult::Skipped => continue,
+                ShrinkResult::Wrote(n) => {
+                    attempts += 1;
+                    written += n;
+                }
+                ShrinkResult::Failed => {
+                    attempts += 1;
+                    failures += 1;
+                    if failures == MAX_RECLAIM_RETRIES {
+                        break;
+                    }
+                }
+            }
+        }
+        written
+    }
+}
+
+pub(super) use worker::{Worker, WorkerSignal};
+
+#[cfg(not(loom))]
+mod worker {
+    //! The asynchronous shrink worker: one OS thread per `Zswap`, woken when
+    //! a store finds the pool full.
+
+    use std::time::Duration;
+
+    use super::Inner;
+    use crate::sync::{spawn_named, Arc, Condvar, Mutex};
+    use crate::Error;
+
+    #[derive(Default)]
+    struct State {
+        wake: bool,
+        stop: bool,
+    }
+
+    /// How stores wake the worker.
+    #[derive(Default)]
+    pub(crate) struct WorkerSignal {
+        state: Mutex<State>,
+        cv: Condvar,
+    }
+
+    impl WorkerSignal {
+        pub(crate) fn new() -> Self {
+            Self::default()
+        }
+
+        /// Queues a shrink run (`queue_work(shrink_wq, ...)`).
+        pub(crate) fn wake(&self) {
+            let mut s = self.state.lock();
+            if !s.wake {
+                s.wake = true;
+                self.cv.notify_one();
+            }
+        }
+    }
+
+    /// The worker thread.
+    pub(crate) struct Worker {
+        thread: std::thread::JoinHandle<()>,
+    }
+
+    impl Worker {
+        pub(crate) fn start(inner: &Arc<Inner>) -> Result<Option<Self>, Error> {
+            let inner = inner.clone();
+            let thread = spawn_named("zswap-shrink", move || loop {
+                {
+                    let mut s = inner.worker.state.lock();
+                    while !s.wake && !s.stop {
+                        inner.worker.cv.wait_for(&mut s, Duration::from_millis(200));
+                    }
+                    if s.stop {
+                        return;
+                    }
+                    s.wake = false;
+                }
+                inner.shrink_worker_pass();
+            })?;
+            Ok(Some(Worker { thread }))
+        }
+
+        pub(crate) fn stop(self, inner: &Inner) {
+            {
+                let mut s = inner.worker.state.lock();
+                s.stop = true;
+                inner.worker.cv.notify_one();
+            }
+            let _ = self.thread.join();
+        }
+    }
+}
+
+#[cfg(loom)]
+mod worker {
+    //! Under loom there is no worker thread: models call
+    //! `Zswap::shrink_worker_pass` themselves.
+
+    use super::Inner;
+    use crate::sync::Arc;
+    use crate::Error;
+
+    pub(crate) struct WorkerSignal;
+
+    impl WorkerSignal {
+        pub(crate) fn new() -> Self {
+            WorkerSignal
+        }
+
+        pub(crate) fn wake(&self) {}
+    }
+
+    pub(crate) struct Worker;
+
+    impl Worker {
+        pub(crate) fn start(_: &Arc<Inner>) -> Result<Option<Self>, Error> {
+            Ok(None)
+        }
+
+        pub(crate) fn stop(self, _: &Inner) {}
+    }
+}

@@ -1,0 +1,311 @@
+//! Scenario tests of the zswap facade on real pages: the user-space
+//! counterparts of the kernel's test_zswap.c cases and the facade's own
+//! rules (exclusive loads, duplicates, limits, second chance, writeback,
+//! compressor switch, bad input).
+
+use zswap::{
+    Error, GroupId, Groups, MemDevice, NodeId, PoolLimit, ShrinkResult, SwapSlot, Zswap,
+    ZswapConfig, PAGE_SIZE,
+};
+
+fn pages() -> Vec<Vec<u8>> {
+    let all = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/data/pages.bin")).unwrap();
+    all.chunks_exact(PAGE_SIZE)
+        .filter(|p| p.iter().any(|&b| b != p[0]))
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+fn random_page(seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..PAGE_SIZE)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn zswap(limit: u64, groups: &Groups) -> Zswap {
+    let z = Zswap::new(
+        ZswapConfig::default()
+            .shrinker(false)
+            .max_pool(PoolLimit::Bytes(limit)),
+        groups,
+    )
+    .unwrap();
+    z.swapon(Box::new(MemDevice::new(16384))).unwrap();
+    z
+}
+
+#[test]
+fn usage_and_exclusive_loads() {
+    let groups = Groups::new();
+    let g = groups.create(GroupId::ROOT).unwrap();
+    let z = zswap(1 << 30, &groups);
+    let pages = pages();
+    let slots: Vec<SwapSlot> = pages[..200]
+        .iter()
+        .map(|p| z.swap_out(p, g).unwrap())
+        .collect();
+    let s = z.stats();
+    assert_eq!(s.stored_pages, 200);
+    assert!(s.pool_total_size > 0);
+    let gs = groups.stats(g).unwrap();
+    assert_eq!((gs.zswapped, gs.zswpout), (200, 200));
+    assert!(gs.zswap > 0 && gs.zswap < 200 * PAGE_SIZE as u64);
+    let mut page = vec![0u8; PAGE_SIZE];
+    for (slot, want) in slots.iter().zip(&pages) {
+        assert!(z.load(*slot, &mut page).unwrap());
+        assert_eq!(&page, want);
+        assert!(!z.load(*slot, &mut page).unwrap(), "loads are exclusive");
+        z.invalidate(*slot).unwrap();
+    }
+    let gs = groups.stats(g).unwrap();
+    assert_eq!((gs.zswap, gs.zswapped, gs.zswpin), (0, 0, 200));
+    assert_eq!(z.stats().stored_pages, 0);
+    assert_eq!(z.count(NodeId::ZERO, g).unwrap(), 0);
+}
+
+#[test]
+fn same_filled_duplicates_and_low_level_store() {
+    let groups = Groups::new();
+    let z = zswap(1 << 30, &groups);
+    let slot = SwapSlot {
+        area: zswap::AreaId(0),
+        offset: 77,
+    };
+    let zeros = vec![0u8; PAGE_SIZE];
+    assert!(z.store(slot, &zeros, GroupId::ROOT, NodeId::ZERO).unwrap());
+    assert_eq!(z.stats().same_filled_pages, 1);
+    let p = &pages()[3];
+    assert!(z.store(slot, p, GroupId::ROOT, NodeId::ZERO).unwrap());
+    let s = z.stats();
+    assert_eq!(
+        (s.duplicate_entry, s.same_filled_pages, s.stored_pages),
+        (1, 0, 1)
+    );
+    let mut page = vec![0u8; PAGE_SIZE];
+    assert!(z.load(slot, &mut page).unwrap());
+    assert_eq!(&page, p);
+    z.invalidate(slot).unwrap();
+    assert!(matches!(
+        z.invalidate(slot),
+        Err(Error::SlotNotAllocated(_))
+    ));
+}
+
+#[test]
+fn bad_input_is_typed() {
+    let groups = Groups::new();
+    let g = groups.create(GroupId::ROOT).unwrap();
+    let z = zswap(1 << 30, &groups);
+    let page = vec![1u8; PAGE_SIZE];
+    assert_eq!(z.swap_out(&page[..100], g), Err(Error::PageSize(100)));
+    assert_eq!(
+        z.swap_out(&page, GroupId::from_raw(42)),
+        Err(Error::UnknownGroup(GroupId::from_raw(42)))
+    );
+    let bad_area = SwapSlot {
+        area: zswap::AreaId(9),
+        offset: 0,
+    };
+    assert_eq!(
+        z.store(bad_area, &page, g, NodeId::ZERO),
+        Err(Error::UnknownArea(zswap::AreaId(9)))
+    );
+    let far = SwapSlot {
+        area: zswap::AreaId(0),
+        offset: 1 << 30,
+    };
+    assert!(matches!(
+        z.store(far, &page, g, NodeId::ZERO),
+        Err(Error::SlotOutOfRange(_))
+    ));
+    assert!(matches!(
+        z.store(SwapSlot { offset: 0, ..far }, &page, g, NodeId(64)),
+        Err(Error::NodeOutOfRange { .. })
+    ));
+    assert!(matches!(
+        z.set_compressor("brotli"),
+        Err(Error::UnknownCompressor(_))
+    ));
+    groups.offline(g).unwrap();
+    assert_eq!(z.swap_out(&page, g), Err(Error::GroupOffline(g)));
+    assert!(Zswap::new(
+        ZswapConfig::default().accept_threshold_percent(101),
+        &groups
+    )
+    .is_err());
+}
+
+#[test]
+fn global_limit_hysteresis_and_writeback() {
+    let groups = Groups::new();
+    let g = groups.create(GroupId::ROOT).unwrap();
+    let z = zswap(512 * 1024, &groups);
+    let pages = pages();
+    let mut slots = Vec::new();
+    for p in pages.iter().take(1000) {
+        slots.push((z.swap_out(p, g).unwrap(), p));
+    }
+    let s = z.stats();
+    assert!(s.pool_limit_hit > 0, "the limit was hit");
+    assert!(
+        s.pool_total_size <= 512 * 1024 + 64 * 1024,
+        "the pool stayed near its limit"
+    );
+    // Rejected pages went to the device. Each worker run gives up after 16
+    // fruitless attempts (the first visit of every entry only clears its
+    // referenced mark), so, as stores keep waking it, it takes several runs
+    // to get under the accept threshold.
+    let (_, accept) = z.limits();
+    let mut written = 0;
+    for _ in 0..200 {
+        written += z.shrink_worker_pass();
+        if z.stats().pool_total_size <= accept {
+            break;
+        }
+    }
+    assert!(written > 0, "the worker wrote back");
+    assert!(
+        z.stats().pool_total_size <= accept,
+        "under the accept threshold"
+    );
+    assert!(z.stats().written_back_pages as usize >= written);
+    assert_eq!(
+        groups.stats(g).unwrap().zswpwb,
+        z.stats().written_back_pages
+    );
+    // Every page comes back intact, from zswap or from the device.
+    let mut page = vec![0u8; PAGE_SIZE];
+    for (slot, want) in slots {
+        z.swap_in(slot, &mut page).unwrap();
+        assert_eq!(&page, want);
+    }
+    assert_eq!(z.stats().stored_pages, 0);
+}
+
+#[test]
+fn no_invasive_cgroup_shrink() {
+    let groups = Groups::new();
+    let wb = groups.create(GroupId::ROOT).unwrap();
+    let control = groups.create(GroupId::ROOT).unwrap();
+    let z = zswap(1 << 30, &groups);
+    let pages = pages();
+    let mut kept = Vec::new();
+    for p in &pages[..50] {
+        kept.push((z.swap_out(p, control).unwrap(), p));
+    }
+    groups.set_zswap_max(wb, Some(64 * 1024)).unwrap();
+    for p in &pages[50..600] {
+        kept.push((z.swap_out(p, wb).unwrap(), p));
+    }
+    assert!(
+        groups.stats(wb).unwrap().zswpwb > 0,
+        "wb wrote back its own pages"
+    );
+    assert_eq!(
+        groups.stats(control).unwrap().zswpwb,
+        0,
+        "control was not touched"
+    );
+    let mut page = vec![0u8; PAGE_SIZE];
+    for (slot, want) in kept {
+        z.swap_in(slot, &mut page).unwrap();
+        assert_eq!(&page, want);
+    }
+}
+
+#[test]
+fn writeback_disabled_and_incompressible() {
+    let groups = Groups::new();
+    let parent = groups.create(GroupId::ROOT).unwrap();
+    let z = zswap(1 << 30, &groups);
+    // Incompressible pages are stored as-is when writeback is allowed...
+    let r = random_page(1);
+    let slot = z.swap_out(&r, parent).unwrap();
+    assert_eq!(z.stats().stored_incompressible_pages, 1);
+    assert_eq!(groups.stats(parent).unwrap().zswap_incomp, 1);
+    // ...and rejected when it is not (a child follows its parent).
+    groups.set_zswap_writeback(parent, false).unwrap();
+    let child = groups.create(parent).unwrap();
+    assert_eq!(z.swap_out(&random_page(2), child), Err(Error::Rejected));
+    assert_eq!(z.stats().reject_compress_poor, 1);
+    // No writeback at all from a group that disables it.
+    assert_eq!(z.shrink_group(parent).unwrap(), ShrinkResult::Skipped);
+    let mut page = vec![0u8; PAGE_SIZE];
+    z.swap_in(slot, &mut page).unwrap();
+    assert_eq!(page, r);
+}
+
+#[test]
+fn second_chance_then_writeback_and_compressor_switch() {
+    let groups = Groups::new();
+    let g = groups.create(GroupId::ROOT).unwrap();
+    let z = zswap(1 << 30, &groups);
+    let pages = pages();
+    let a = z.swap_out(&pages[0], g).unwrap();
+    z.set_compressor("deflate").unwrap();
+    let b = z.swap_out(&pages[1], g).unwrap();
+    // The first scan only clears the referenced marks (rotations).
+    assert_eq!(z.scan(NodeId::ZERO, g, 2).unwrap(), 0);
+    assert_eq!(z.scan(NodeId::ZERO, g, 1).unwrap(), 1, "the coldest goes");
+    assert_eq!(z.stats().written_back_pages, 1);
+    let mut page = vec![0u8; PAGE_SIZE];
+    z.swap_in(a, &mut page).unwrap();
+    assert_eq!(page, pages[0], "a came back from the device");
+    z.swap_in(b, &mut page).unwrap();
+    assert_eq!(page, pages[1], "b from the deflate pool");
+    assert_eq!(z.stats().stored_pages, 0);
+}
+
+#[test]
+fn swapoff_refuses_while_in_use() {
+    let groups = Groups::new();
+    let z = zswap(1 << 30, &groups);
+    let area2 = z.swapon(Box::new(MemDevice::new(4))).unwrap();
+    let slot = z.swap_out(&pages()[0], GroupId::ROOT).unwrap();
+    assert_eq!(z.swapoff(slot.area), Err(Error::AreaBusy(slot.area)));
+    z.free(slot).unwrap();
+    z.swapoff(slot.area).unwrap();
+    z.swapoff(area2).unwrap();
+    assert_eq!(z.swap_out(&pages()[0], GroupId::ROOT), Err(Error::SwapFull));
+}
+
+/// The background shrink worker: stores that hit the limit wake it, and it
+/// writes back on its own. Bounded wait (not a timing assertion).
+#[test]
+fn shrink_worker_runs_in_the_background() {
+    let groups = Groups::new();
+    let g = groups.create(GroupId::ROOT).unwrap();
+    let z = Zswap::new(
+        ZswapConfig::default()
+            .shrinker(true)
+            .max_pool(PoolLimit::Bytes(256 * 1024)),
+        &groups,
+    )
+    .unwrap();
+    z.swapon(Box::new(MemDevice::new(8192))).unwrap();
+    let pages = pages();
+    let mut slots = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while z.stats().written_back_pages == 0 && std::time::Instant::now() < deadline {
+        for p in pages.iter().take(400) {
+            slots.push((z.swap_out(p, g).unwrap(), p));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        if slots.len() > 6000 {
+            break;
+        }
+    }
+    assert!(z.stats().written_back_pages > 0, "the worker wrote back");
+    let mut page = vec![0u8; PAGE_SIZE];
+    for (slot, want) in slots {
+        z.swap_in(slot, &mut page).unwrap();
+        assert_eq!(&page, want);
+    }
+    drop(z); // stops and joins the worker
+}
