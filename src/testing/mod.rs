@@ -7,6 +7,8 @@
 #[cfg(not(loom))]
 pub mod codec;
 #[cfg(not(loom))]
+pub mod faulty;
+#[cfg(not(loom))]
 pub mod lru_model;
 #[cfg(not(loom))]
 pub mod store_model;
