@@ -309,3 +309,84 @@ fn shrink_worker_runs_in_the_background() {
     }
     drop(z); // stops and joins the worker
 }
+
+/// test_zswap.c `swapin_nozswap`: with zswap.max 0 nothing goes to zswap;
+/// pages go to the swap device and come back from it.
+#[test]
+fn swapin_nozswap() {
+    let groups = Groups::new();
+    let g = groups.create(GroupId::ROOT).unwrap();
+    groups.set_zswap_max(g, Some(0)).unwrap();
+    let z = zswap(1 << 30, &groups);
+    let pages = pages();
+    let slots: Vec<_> = pages[..100].iter().map(|p| z.swap_out(p, g).unwrap()).collect();
+    let gs = groups.stats(g).unwrap();
+    assert_eq!((gs.zswpout, gs.zswapped), (0, 0));
+    assert_eq!(z.stats().stored_pages, 0);
+    let mut page = vec![0u8; PAGE_SIZE];
+    for (slot, want) in slots.iter().zip(&pages) {
+        z.swap_in(*slot, &mut page).unwrap();
+        assert_eq!(&page, want);
+    }
+    assert_eq!(groups.stats(g).unwrap().zswpin, 0);
+}
+
+/// test_zswap.c `writeback_enabled` / `writeback_disabled`: store pages,
+/// then lower zswap.max to half the usage and reclaim: pages are written
+/// back only if writeback is enabled; a child created under a parent with
+/// writeback disabled follows it.
+#[test]
+fn writeback_enabled_and_disabled() {
+    for enabled in [true, false] {
+        let groups = Groups::new();
+        let parent = groups.create(GroupId::ROOT).unwrap();
+        groups.set_zswap_writeback(parent, enabled).unwrap();
+        let g = groups.create(parent).unwrap();
+        assert_eq!(groups.writeback_enabled(g).unwrap(), enabled);
+        let z = zswap(1 << 30, &groups);
+        // 1024 pages, each half zeros (compressible), as the kernel test.
+        let mut slots = Vec::new();
+        for (i, p) in pages().iter().cycle().take(1024).enumerate() {
+            let mut page = p.clone();
+            page[PAGE_SIZE / 2..].fill(0);
+            page[0] = i as u8;
+            slots.push((z.swap_out(&page, g).unwrap(), page));
+        }
+        assert_eq!(groups.stats(g).unwrap().zswpwb, 0, "no writeback before the limit");
+        let usage = groups.stats(g).unwrap().zswap;
+        groups.set_zswap_max(g, Some(usage / 2)).unwrap();
+        for _ in 0..64 {
+            let _ = z.scan(NodeId::ZERO, g, 64).unwrap();
+        }
+        let wb = groups.stats(g).unwrap().zswpwb;
+        assert_eq!(wb > 0, enabled, "zswpwb {wb} with writeback {enabled}");
+        let mut page = vec![0u8; PAGE_SIZE];
+        for (slot, want) in slots {
+            z.swap_in(slot, &mut page).unwrap();
+            assert_eq!(page, want);
+        }
+    }
+}
+
+/// A device error during writeback leaves the entry in zswap, back on its
+/// list, counted as a reclaim failure: nothing is lost.
+#[test]
+fn device_errors_lose_nothing() {
+    use zswap::testing::faulty::FaultyDevice;
+    let groups = Groups::new();
+    let z = Zswap::new(ZswapConfig::default().shrinker(false), &groups).unwrap();
+    // Every write fails.
+    z.swapon(Box::new(FaultyDevice::new(MemDevice::new(64), 1, 7))).unwrap();
+    let pages = pages();
+    let slots: Vec<_> = pages[..8].iter().map(|p| z.swap_out(p, GroupId::ROOT).unwrap()).collect();
+    let before = z.count(NodeId::ZERO, GroupId::ROOT).unwrap();
+    assert_eq!(z.scan(NodeId::ZERO, GroupId::ROOT, 64).unwrap(), 0);
+    let s = z.stats();
+    assert!(s.reject_reclaim_fail > 0 && s.written_back_pages == 0);
+    assert_eq!(z.count(NodeId::ZERO, GroupId::ROOT).unwrap(), before, "back on the list");
+    let mut page = vec![0u8; PAGE_SIZE];
+    for (slot, want) in slots.iter().zip(&pages) {
+        z.swap_in(*slot, &mut page).unwrap();
+        assert_eq!(&page, want);
+    }
+}
