@@ -319,7 +319,10 @@ fn swapin_nozswap() {
     groups.set_zswap_max(g, Some(0)).unwrap();
     let z = zswap(1 << 30, &groups);
     let pages = pages();
-    let slots: Vec<_> = pages[..100].iter().map(|p| z.swap_out(p, g).unwrap()).collect();
+    let slots: Vec<_> = pages[..100]
+        .iter()
+        .map(|p| z.swap_out(p, g).unwrap())
+        .collect();
     let gs = groups.stats(g).unwrap();
     assert_eq!((gs.zswpout, gs.zswapped), (0, 0));
     assert_eq!(z.stats().stored_pages, 0);
@@ -352,7 +355,11 @@ fn writeback_enabled_and_disabled() {
             page[0] = i as u8;
             slots.push((z.swap_out(&page, g).unwrap(), page));
         }
-        assert_eq!(groups.stats(g).unwrap().zswpwb, 0, "no writeback before the limit");
+        assert_eq!(
+            groups.stats(g).unwrap().zswpwb,
+            0,
+            "no writeback before the limit"
+        );
         let usage = groups.stats(g).unwrap().zswap;
         groups.set_zswap_max(g, Some(usage / 2)).unwrap();
         for _ in 0..64 {
@@ -376,14 +383,22 @@ fn device_errors_lose_nothing() {
     let groups = Groups::new();
     let z = Zswap::new(ZswapConfig::default().shrinker(false), &groups).unwrap();
     // Every write fails.
-    z.swapon(Box::new(FaultyDevice::new(MemDevice::new(64), 1, 7))).unwrap();
+    z.swapon(Box::new(FaultyDevice::new(MemDevice::new(64), 1, 7)))
+        .unwrap();
     let pages = pages();
-    let slots: Vec<_> = pages[..8].iter().map(|p| z.swap_out(p, GroupId::ROOT).unwrap()).collect();
+    let slots: Vec<_> = pages[..8]
+        .iter()
+        .map(|p| z.swap_out(p, GroupId::ROOT).unwrap())
+        .collect();
     let before = z.count(NodeId::ZERO, GroupId::ROOT).unwrap();
     assert_eq!(z.scan(NodeId::ZERO, GroupId::ROOT, 64).unwrap(), 0);
     let s = z.stats();
     assert!(s.reject_reclaim_fail > 0 && s.written_back_pages == 0);
-    assert_eq!(z.count(NodeId::ZERO, GroupId::ROOT).unwrap(), before, "back on the list");
+    assert_eq!(
+        z.count(NodeId::ZERO, GroupId::ROOT).unwrap(),
+        before,
+        "back on the list"
+    );
     let mut page = vec![0u8; PAGE_SIZE];
     for (slot, want) in slots.iter().zip(&pages) {
         z.swap_in(*slot, &mut page).unwrap();

@@ -119,3 +119,65 @@ fn two_shrinkers_one_group() {
         assert_empty(&groups, &z);
     });
 }
+
+#[test]
+fn swapoff_vs_writeback() {
+    model("swapoff_vs_writeback", || {
+        let (groups, z) = setup();
+        let shrinker = {
+            let z = z.clone();
+            thread::spawn(move || z.scan(N0, GroupId::ROOT, 1).unwrap())
+        };
+        z.invalidate(SLOT).unwrap();
+        // Swapoff waits (here: retries) until no slot is in use, so it can
+        // never pull the area from under a writeback holding a pin.
+        loop {
+            match z.swapoff(AreaId(0)) {
+                Ok(()) => break,
+                Err(zswap::Error::AreaBusy(_)) => thread::yield_now(),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        shrinker.join().unwrap();
+        assert_empty(&groups, &z);
+        assert!(matches!(
+            z.store(SLOT, &page(3), GroupId::ROOT, N0),
+            Err(zswap::Error::UnknownArea(_))
+        ));
+    });
+}
+
+#[test]
+fn group_offline_vs_shrink() {
+    model("group_offline_vs_shrink", || {
+        let groups = Groups::new();
+        let child = groups.create(GroupId::ROOT).unwrap();
+        let cfg = ZswapConfig::default()
+            .shrinker(false)
+            .topology(Topology::single())
+            .max_pool(PoolLimit::Bytes(1 << 30));
+        let z = Arc::new(Zswap::new(cfg, &groups).unwrap());
+        z.swapon(Box::new(MemDevice::new(4))).unwrap();
+        assert!(z.store(SLOT, &page(1), child, N0).unwrap());
+        assert_eq!(z.scan(N0, child, 1).unwrap(), 0, "second chance");
+        let shrinker = {
+            let z = z.clone();
+            thread::spawn(move || z.shrink_group(child).unwrap())
+        };
+        groups.offline(child).unwrap();
+        shrinker.join().unwrap();
+        let written = z.stats().written_back_pages as usize;
+        // Written back, or reparented to the root's list: never both, never
+        // neither; the root's hierarchical charge counts it while stored.
+        assert_eq!(z.count(N0, GroupId::ROOT).unwrap() + written, 1);
+        assert_eq!(z.count(N0, child).unwrap(), 0);
+        assert_eq!(
+            groups.stats(GroupId::ROOT).unwrap().zswapped as usize,
+            1 - written
+        );
+        let mut got = vec![0u8; PAGE_SIZE];
+        z.swap_in(SLOT, &mut got).unwrap();
+        assert!(got == page(1));
+        assert_empty(&groups, &z);
+    });
+}
