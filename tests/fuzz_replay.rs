@@ -62,3 +62,9 @@ fn decompress_corpora() {
         + replay("decompress_deflate", deflate);
     assert!(n > 0);
 }
+
+#[test]
+fn zswap_ops_corpus() {
+    let n = replay("zswap_ops", zswap::testing::zswap_model::run_bytes);
+    assert!(n > 0, "the zswap_ops corpus is committed and non-empty");
+}

@@ -12,3 +12,5 @@ pub mod faulty;
 pub mod lru_model;
 #[cfg(not(loom))]
 pub mod store_model;
+#[cfg(not(loom))]
+pub mod zswap_model;

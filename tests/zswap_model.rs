@@ -1,0 +1,48 @@
+//! The proptest state machine for the zswap facade: random swap-outs,
+//! swap-ins, frees, limit and writeback settings, group creation and
+//! offline, shrinks, worker runs and compressor switches; every page read
+//! back byte-equal, rejections only where writeback is disabled, and the
+//! counters and charges equal to the live entries after every step.
+
+use proptest::prelude::*;
+use zswap::testing::zswap_model::{ZswapHarness, ZswapOp};
+
+fn op() -> impl Strategy<Value = ZswapOp> {
+    prop_oneof![
+        12 => (any::<u16>(), any::<u8>()).prop_map(|(page, group)| ZswapOp::SwapOut { page, group }),
+        5 => any::<u16>().prop_map(|pick| ZswapOp::SwapIn { pick }),
+        2 => any::<u16>().prop_map(|pick| ZswapOp::Free { pick }),
+        2 => (any::<u8>(), prop::option::of(0u16..256)).prop_map(|(group, kib)| ZswapOp::SetMax { group, kib }),
+        1 => (any::<u8>(), prop::bool::weighted(0.7)).prop_map(|(group, enabled)| ZswapOp::SetWriteback { group, enabled }),
+        2 => any::<u8>().prop_map(|parent| ZswapOp::Create { parent }),
+        1 => any::<u8>().prop_map(|group| ZswapOp::Offline { group }),
+        1 => any::<u8>().prop_map(|group| ZswapOp::Shrink { group }),
+        2 => (any::<u8>(), 0u8..16).prop_map(|(group, nr)| ZswapOp::Scan { group, nr }),
+        1 => Just(ZswapOp::WorkerPass),
+        1 => any::<u8>().prop_map(|which| ZswapOp::SetCompressor { which }),
+    ]
+}
+
+fn cases() -> u32 {
+    std::env::var("ZSWAP_PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+    #[test]
+    fn zswap_matches_model(ops in prop::collection::vec(op(), 1..250)) {
+        let mut h = ZswapHarness::new();
+        for op in &ops {
+            if let Err(e) = h.apply(op) {
+                prop_assert!(false, "{}", e);
+            }
+        }
+        if let Err(e) = h.drain() {
+            prop_assert!(false, "{}", e);
+        }
+    }
+}
