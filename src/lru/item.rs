@@ -247,6 +247,12 @@ impl<T: fmt::Debug> fmt::Debug for Item<T> {
     }
 }
 
+/// Bytes one item takes on the heap: the reference counts, the node (the
+/// value, its state word, its owner word, its links).
+pub(crate) const fn item_bytes<T>() -> usize {
+    2 * std::mem::size_of::<usize>() + std::mem::size_of::<Node<T>>()
+}
+
 /// The value of the node at `ptr`.
 ///
 /// # Safety

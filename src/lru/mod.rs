@@ -35,6 +35,7 @@ mod item;
 mod list;
 mod walk;
 
+pub(crate) use item::item_bytes;
 pub use item::Item;
 pub use walk::{LruStatus, WalkGuard};
 

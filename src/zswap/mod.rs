@@ -315,6 +315,32 @@ impl Zswap {
         Ok(self.inner.shrink_group(group))
     }
 
+    /// Heap bytes of one entry beyond its compressed object: the entry
+    /// itself (an LRU item), its slot-index cell, and its pool metadata
+    /// (handle entry and span share), as last measured by the pool.
+    pub fn metadata_bytes_per_entry(&self) -> f64 {
+        let item = crate::lru::item_bytes::<Entry>() as f64;
+        // hashbrown: key + value + one control byte, at 7/8 load at most.
+        let index = (4 + std::mem::size_of::<Item<Entry>>() + 1) as f64 * 8.0 / 7.0;
+        let (objects, meta) = (0..self.inner.npools.load(Ordering::Acquire))
+            .filter_map(|i| self.inner.pools.get(i))
+            .map(|p| p.pool.stats())
+            .fold((0usize, 0usize), |(o, m), s| {
+                (o + s.objects, m + s.meta_bytes)
+            });
+        let pool = if objects > 0 {
+            meta as f64 / objects as f64
+        } else {
+            0.0
+        };
+        item + index + pool
+    }
+
+    /// Heap bytes of one entry's LRU item (value and links), alone.
+    pub fn entry_bytes() -> usize {
+        crate::lru::item_bytes::<Entry>()
+    }
+
     /// Runs one pass of the shrink worker now (round-robin over the groups
     /// until the pool is under the accept threshold or 16 passes fail);
     /// returns the pages written back.

@@ -1,0 +1,170 @@
+//! Criterion-run benches of the zswap facade on real pages
+//! (`data/pages.bin` or `ZSWAP_PAGES`), each beside its baseline, measured
+//! in alternating rounds and compared by medians (the `paired` report), as
+//! in `benches/store.rs`:
+//!
+//! - store: `Zswap::store` of a page (pin, limits, compress, pool insert,
+//!   charge, index, LRU) against compressing it with the raw codec
+//!   (target ≥ 0.95×);
+//! - load: `Zswap::load` (pin, index, decompress, free) against the raw
+//!   decompress (target ≥ 0.90×);
+//! - writeback: writing back entries (decompress + `pwrite` + free) against
+//!   raw positioned 4 KiB writes to the same swap file (target ≥ 0.8×);
+//! - metadata bytes per entry.
+//!
+//! Same-filled pages are left out (zswap keeps them as one word). Results:
+//! BENCHMARKS.md.
+
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use zswap::{
+    AreaId, Compressor, FileDevice, GroupId, Groups, NodeId, PoolLimit, SwapDevice, SwapSlot,
+    Topology, Zswap, ZswapConfig, PAGE_SIZE,
+};
+
+const ROUNDS: usize = 15;
+
+fn pages() -> Vec<Vec<u8>> {
+    let path = std::env::var("ZSWAP_PAGES")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/data/pages.bin").into());
+    let all = std::fs::read(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    all.chunks_exact(PAGE_SIZE)
+        .filter(|p| {
+            let w = &p[..8];
+            !p.chunks_exact(8).all(|c| c == w)
+        })
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+fn median(mut v: Vec<Duration>) -> f64 {
+    v.sort();
+    v[v.len() / 2].as_secs_f64()
+}
+
+fn zswap_on_file(codec: &str, pages: usize) -> Zswap {
+    let z = Zswap::new(
+        ZswapConfig::default()
+            .compressor(codec)
+            .shrinker(false)
+            .topology(Topology::single())
+            .max_pool(PoolLimit::Bytes(1 << 40)),
+        &Groups::new(),
+    )
+    .unwrap();
+    z.swapon(Box::new(FileDevice::temp(pages as u64 + 16).unwrap()))
+        .unwrap();
+    z
+}
+
+fn slot(i: usize) -> SwapSlot {
+    SwapSlot {
+        area: AreaId(0),
+        offset: i as u32,
+    }
+}
+
+fn paired(_: &mut Criterion) {
+    let pages = pages();
+    let n = pages.len();
+    println!("\nzswap paired ratios, median of {ROUNDS} alternating rounds over {n} pages:");
+    for name in ["lz4", "zstd", "deflate:1"] {
+        let Ok(codec) = Compressor::by_name(name) else {
+            continue;
+        };
+        let z = zswap_on_file(name, n);
+        let mut dst = vec![0u8; PAGE_SIZE];
+        let mut page = vec![0u8; PAGE_SIZE];
+        let (mut raw_c, mut store, mut raw_d, mut load) = (vec![], vec![], vec![], vec![]);
+        let packed: Vec<Option<Vec<u8>>> = pages
+            .iter()
+            .map(|p| {
+                codec
+                    .compress(p, &mut dst[..PAGE_SIZE - 1])
+                    .ok()
+                    .map(|k| dst[..k].to_vec())
+            })
+            .collect();
+        for _ in 0..ROUNDS {
+            let t = Instant::now();
+            for p in &pages {
+                let _ = black_box(codec.compress(p, &mut dst[..PAGE_SIZE - 1]));
+            }
+            raw_c.push(t.elapsed());
+            let t = Instant::now();
+            for (i, p) in pages.iter().enumerate() {
+                z.store(slot(i), p, GroupId::ROOT, NodeId::ZERO).unwrap();
+            }
+            store.push(t.elapsed());
+            let t = Instant::now();
+            for (p, c) in pages.iter().zip(&packed) {
+                match c {
+                    Some(c) => codec.decompress(c, &mut page).unwrap(),
+                    None => page.copy_from_slice(p),
+                }
+                black_box(&page);
+            }
+            raw_d.push(t.elapsed());
+            let t = Instant::now();
+            for i in 0..n {
+                assert!(z.load(slot(i), &mut page).unwrap());
+                black_box(&page);
+            }
+            load.push(t.elapsed());
+            for i in 0..n {
+                z.invalidate(slot(i)).unwrap();
+            }
+        }
+        let per = |d: f64| d * 1e9 / n as f64;
+        let (rc, st, rd, ld) = (median(raw_c), median(store), median(raw_d), median(load));
+        println!(
+            "  {name:<10} store {:>6.0} ns vs raw compress {:>6.0} ns: {:.3}x | load {:>6.0} ns vs raw decompress {:>6.0} ns: {:.3}x | metadata {:.1} B/entry (item {} B)",
+            per(st),
+            per(rc),
+            rc / st,
+            per(ld),
+            per(rd),
+            rd / ld,
+            z.metadata_bytes_per_entry(),
+            Zswap::entry_bytes()
+        );
+    }
+
+    // Writeback against raw pwrite of the same pages to the same file.
+    let z = zswap_on_file("lz4", n);
+    let raw = FileDevice::temp(n as u64 + 16).unwrap();
+    let (mut wb, mut pw) = (vec![], vec![]);
+    for _ in 0..ROUNDS {
+        for (i, p) in pages.iter().enumerate() {
+            z.store(slot(i), p, GroupId::ROOT, NodeId::ZERO).unwrap();
+        }
+        // Clear the referenced marks (second chance) untimed.
+        assert_eq!(z.scan(NodeId::ZERO, GroupId::ROOT, n).unwrap(), 0);
+        let t = Instant::now();
+        let written = z.scan(NodeId::ZERO, GroupId::ROOT, n).unwrap();
+        wb.push(t.elapsed());
+        assert_eq!(written, n);
+        let t = Instant::now();
+        for (i, p) in pages.iter().enumerate() {
+            raw.write_page(i as u64, p).unwrap();
+        }
+        pw.push(t.elapsed());
+        for i in 0..n {
+            z.invalidate(slot(i)).unwrap();
+        }
+    }
+    let (w, p) = (median(wb), median(pw));
+    println!(
+        "  writeback  {:>6.0} ns/page vs raw pwrite {:>6.0} ns/page: {:.3}x",
+        w * 1e9 / n as f64,
+        p * 1e9 / n as f64,
+        p / w
+    );
+}
+
+criterion_group!(benches, paired);
+criterion_main!(benches);
