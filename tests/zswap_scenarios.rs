@@ -405,3 +405,21 @@ fn device_errors_lose_nothing() {
         assert_eq!(&page, want);
     }
 }
+
+/// Dropping a zswap with pages still stored leaves no charge behind in the
+/// groups, which outlive it.
+#[test]
+fn drop_uncharges_everything() {
+    let groups = Groups::new();
+    let g = groups.create(GroupId::ROOT).unwrap();
+    {
+        let z = zswap(1 << 30, &groups);
+        for p in pages().iter().take(50) {
+            z.swap_out(p, g).unwrap();
+        }
+        assert_eq!(groups.stats(g).unwrap().zswapped, 50);
+    }
+    let gs = groups.stats(g).unwrap();
+    assert_eq!((gs.zswap, gs.zswapped), (0, 0));
+    assert_eq!(gs.zswpout, 50, "events stay counted");
+}

@@ -111,6 +111,14 @@ impl Area {
             .is_some_and(|cur| Item::ptr_eq(cur, entry))
     }
 
+    /// Takes every entry out of the index (teardown).
+    pub(crate) fn drain(&self) -> Vec<Item<Entry>> {
+        self.shards
+            .iter()
+            .flat_map(|s| s.lock().drain().map(|(_, e)| e).collect::<Vec<_>>())
+            .collect()
+    }
+
     /// Entries in the index now.
     pub(crate) fn entries(&self) -> usize {
         self.shards.iter().map(|s| s.lock().len()).sum()

@@ -99,9 +99,19 @@ impl std::fmt::Debug for Zswap {
 }
 
 impl Drop for Zswap {
+    /// Stops the shrink worker, then frees every entry still stored, so the
+    /// groups (which may outlive this zswap) keep no stale charges.
     fn drop(&mut self) {
         if let Some(w) = self.worker.take() {
             w.stop(&self.inner);
+        }
+        let inner = &self.inner;
+        for i in 0..inner.nareas.load(Ordering::Acquire) {
+            if let Some(area) = inner.areas.get(i) {
+                for entry in area.drain() {
+                    inner.free_entry(&entry);
+                }
+            }
         }
     }
 }
