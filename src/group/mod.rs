@@ -478,10 +478,16 @@ impl Groups {
     /// at zero rather than wrapping if the caller uncharges more than it
     /// charged.
     pub fn uncharge(&self, id: GroupId, bytes: u64, incompressible: bool) -> Result<(), Error> {
+        /// A plain subtraction, repaired if it went below zero: charges and
+        /// uncharges pair up, so the repair is for a caller's bug only, and
+        /// the common case stays one atomic operation.
         fn sub(a: &AtomicU64, n: u64) {
-            let _ = a.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-                Some(v.saturating_sub(n))
-            });
+            let prev = a.fetch_sub(n, Ordering::Relaxed);
+            if prev < n {
+                let _ = a.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                    Some(if v > u64::MAX / 2 { 0 } else { v })
+                });
+            }
         }
         for g in self.ancestors(id)? {
             let info = self.info(g)?;

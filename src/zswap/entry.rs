@@ -68,8 +68,32 @@ impl Entry {
     }
 }
 
+/// Hashes a slot offset with one multiply (Fibonacci hashing): offsets are
+/// small dense integers, so SipHash's cost buys nothing, and the multiply
+/// spreads them into the high bits hashbrown's control bytes use.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct OffsetHasher(u64);
+
+impl std::hash::Hasher for OffsetHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type OffsetMap = HashMap<u32, Item<Entry>, std::hash::BuildHasherDefault<OffsetHasher>>;
+
 /// One shard of a slot index.
-type Shard = Mutex<HashMap<u32, Item<Entry>>>;
+type Shard = Mutex<OffsetMap>;
 
 /// A swapped-on area: its slots and pins, its device, and the slot index.
 pub(crate) struct Area {
@@ -85,7 +109,9 @@ impl Area {
             slots,
             device,
             online: AtomicBool::new(true),
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(OffsetMap::default()))
+                .collect(),
         }
     }
 
