@@ -9,7 +9,10 @@ pub fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let runs = std::sync::Arc::new(AtomicUsize::new(0));
     let counter = runs.clone();
-    loom::model(move || {
+    let mut builder = loom::model::Builder::new();
+    // The facade's pin waits are yield loops: give them room.
+    builder.max_branches = 20_000;
+    builder.check(move || {
         counter.fetch_add(1, Ordering::Relaxed);
         f();
     });

@@ -46,6 +46,10 @@ pub(crate) struct Entry {
     /// Second chance: set on store, cleared (with a rotation) by the
     /// shrinker before it writes the entry back.
     pub(crate) referenced: AtomicBool,
+    /// Set by the remover before it unlinks the entry, so that a shrinker
+    /// putting back an entry it could not pin can tell it raced with the
+    /// entry's removal and take it off again (`putback_busy` in reclaim.rs).
+    pub(crate) dead: AtomicBool,
 }
 
 impl Entry {

@@ -500,6 +500,7 @@ impl Inner {
             group: charged,
             node,
             referenced: AtomicBool::new(true),
+            dead: AtomicBool::new(false),
         });
         inc(&self.stats.stored_pages);
         match data {
@@ -612,6 +613,11 @@ impl Inner {
     /// Releases everything an entry holds. Called exactly once, by whoever
     /// took the entry out of the index.
     fn free_entry(&self, entry: &Item<Entry>) {
+        // Dead first, then unlink: a shrinker that puts the entry back
+        // after this `del` sees `dead` and unlinks it itself (reclaim.rs).
+        // An AcqRel read-modify-write, paired with the shrinker's: see
+        // `putback_busy` for why plain SeqCst stores and loads would not do.
+        entry.dead.swap(true, Ordering::AcqRel);
         // Isolated means a shrinker holds it and will find the index changed.
         let _ = self.lru.del(entry);
         let _ = self

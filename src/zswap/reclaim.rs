@@ -50,7 +50,9 @@ enum Writeback {
     Written,
     /// Invalidated or replaced meanwhile; its remover freed it.
     Gone,
-    /// The slot's pin is held by a load, store or invalidate.
+    /// The slot's pin is held (a load, store or invalidate in flight, or a
+    /// shrinker checking a stale entry of the same slot); the caller puts
+    /// the entry back.
     Busy,
     /// Decompression or the device failed; the entry is back on its list.
     Failed,
@@ -87,6 +89,28 @@ impl Inner {
         Writeback::Written
     }
 
+    /// Puts back an entry whose slot was busy. The pin holder usually
+    /// removes it, but need not (the holder may be another shrinker checking
+    /// a stale entry of the same slot), and an entry left isolated could
+    /// never be reclaimed. The remover marks the entry dead, then unlinks
+    /// it; we link it, then read the mark. Both marks are read-modify-writes
+    /// on `dead` with AcqRel, so they are ordered: if ours comes second we
+    /// see `dead` and unlink the entry ourselves; if ours comes first, it
+    /// releases our link to the remover, whose unlink then finds the entry
+    /// linked and removes it. Either way no freed entry stays on a list.
+    /// (A SeqCst store and load would leave a store-buffering window, and
+    /// loom finds it.)
+    fn putback_busy(&self, entry: &Item<Entry>) {
+        if self
+            .lru
+            .putback(entry, entry.node, entry.group)
+            .unwrap_or(false)
+            && entry.dead.fetch_or(false, Ordering::AcqRel)
+        {
+            let _ = self.lru.del(entry);
+        }
+    }
+
     /// Walks one list with the writeback callback; returns pages written.
     fn walk_writeback(&self, node: NodeId, group: GroupId, budget: &mut usize) -> usize {
         let mut written = 0;
@@ -98,7 +122,14 @@ impl Inner {
             let Some(entry) = g.isolate() else {
                 return LruStatus::Skip;
             };
-            match g.unlocked(|| self.writeback_entry(&entry)) {
+            let result = g.unlocked(|| {
+                let r = self.writeback_entry(&entry);
+                if matches!(r, Writeback::Busy) {
+                    self.putback_busy(&entry);
+                }
+                r
+            });
+            match result {
                 Writeback::Written => {
                     written += 1;
                     LruStatus::RemovedRetry
@@ -106,8 +137,7 @@ impl Inner {
                 Writeback::Gone => LruStatus::RemovedRetry,
                 Writeback::Busy => {
                     // A swap-in made it hot: we are shrinking into the warm
-                    // end; stop (the kernel's EEXIST → LRU_STOP). The pin
-                    // holder removes or replaces the entry.
+                    // end; stop (the kernel's EEXIST → LRU_STOP).
                     inc(&self.stats.reject_reclaim_fail);
                     LruStatus::Stop
                 }
