@@ -3,28 +3,17 @@
 //! rules (exclusive loads, duplicates, limits, second chance, writeback,
 //! compressor switch, bad input).
 
+use zswap::testing::{random_page, sample_pages};
 use zswap::{
     Error, GroupId, Groups, MemDevice, NodeId, PoolLimit, ShrinkResult, SwapSlot, Zswap,
     ZswapConfig, PAGE_SIZE,
 };
 
+/// The real sample without its same-filled pages.
 fn pages() -> Vec<Vec<u8>> {
-    let all = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/data/pages.bin")).unwrap();
-    all.chunks_exact(PAGE_SIZE)
+    sample_pages()
+        .into_iter()
         .filter(|p| p.iter().any(|&b| b != p[0]))
-        .map(<[u8]>::to_vec)
-        .collect()
-}
-
-fn random_page(seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..PAGE_SIZE)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
         .collect()
 }
 

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use zswap::testing::faulty::FaultyDevice;
+use zswap::testing::{random_page, sample_pages};
 use zswap::{
     Checksummed, Error, GroupId, Groups, MemDevice, NodeId, PoolLimit, SwapSlot, Zswap,
     ZswapConfig, PAGE_SIZE,
@@ -17,23 +18,10 @@ use zswap::{
 
 const THREADS: usize = 3;
 
+/// The real sample plus 64 incompressible pages.
 fn pages() -> Vec<Vec<u8>> {
-    let all = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/data/pages.bin")).unwrap();
-    let mut v: Vec<Vec<u8>> = all.chunks_exact(PAGE_SIZE).map(<[u8]>::to_vec).collect();
-    // Some incompressible pages too.
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    for _ in 0..64 {
-        v.push(
-            (0..PAGE_SIZE)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x as u8
-                })
-                .collect(),
-        );
-    }
+    let mut v = sample_pages();
+    v.extend((0..64).map(|i| random_page(0x9e37_79b9_7f4a_7c15 + i)));
     v
 }
 

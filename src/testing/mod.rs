@@ -4,6 +4,31 @@
 
 #![allow(missing_docs)]
 
+/// An incompressible page: xorshift bytes from `seed`.
+pub fn random_page(seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..crate::PAGE_SIZE)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// The committed real-page sample (`data/pages.bin`), page by page; empty
+/// where the file is not at hand.
+pub fn sample_pages() -> Vec<Vec<u8>> {
+    std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/data/pages.bin"))
+        .map(|all| {
+            all.chunks_exact(crate::PAGE_SIZE)
+                .map(<[u8]>::to_vec)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[cfg(not(loom))]
 pub mod codec;
 #[cfg(not(loom))]

@@ -48,26 +48,10 @@ pub struct ZswapHarness {
 
 /// Pages: real ones if the sample is at hand, same-filled, and random.
 fn make_pages() -> Vec<Vec<u8>> {
-    let mut pages = Vec::new();
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/pages.bin");
-    if let Ok(all) = std::fs::read(path) {
-        pages.extend(all.chunks_exact(PAGE_SIZE).step_by(37).map(<[u8]>::to_vec));
-    }
+    let mut pages: Vec<Vec<u8>> = super::sample_pages().into_iter().step_by(37).collect();
     pages.push(vec![0; PAGE_SIZE]);
     pages.push(vec![0xab; PAGE_SIZE]);
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    for _ in 0..4 {
-        pages.push(
-            (0..PAGE_SIZE)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x as u8
-                })
-                .collect(),
-        );
-    }
+    pages.extend((1..=4).map(super::random_page));
     pages
 }
 
