@@ -227,13 +227,16 @@ impl Zswap {
     /// (`zswap_invalidate`). Waits for a writeback of the slot in flight.
     pub fn invalidate(&self, slot: SwapSlot) -> Result<(), Error> {
         let area = self.inner.area(slot.area)?;
-        {
-            let _pin = area.slots.pin(slot.offset)?;
-            if let Some(e) = area.remove(slot.offset) {
-                self.inner.free_entry(&e);
-            }
+        let pin = area.slots.pin(slot.offset)?;
+        if let Some(e) = area.remove(slot.offset) {
+            self.inner.free_entry(&e);
         }
-        area.slots.free(slot.offset)
+        // Freed while still pinned: the slot goes back to the allocator when
+        // the pin drops, with no window in which a writeback could claim it
+        // between our removal and the free.
+        let r = area.slots.free(slot.offset);
+        drop(pin);
+        r
     }
 
     /// Swaps `page` out for `group`: a slot is allocated, the page goes to
@@ -244,24 +247,22 @@ impl Zswap {
         let node = inner.cfg.topology.current_node();
         inner.check_store(page, group, node)?;
         let (area, slot) = inner.alloc_slot()?;
-        let r = {
-            let _pin = area.slots.pin(slot.offset)?;
-            match inner.store_pinned(area, slot, page, group, node) {
-                Ok(true) => Ok(()),
-                Ok(false) if inner.groups.writeback_enabled(group)? => {
-                    area.device.write_page(u64::from(slot.offset), page)
-                }
+        let pin = area.slots.pin(slot.offset)?;
+        let r = match inner.store_pinned(area, slot, page, group, node) {
+            Ok(true) => Ok(()),
+            Ok(false) => match inner.groups.writeback_enabled(group) {
+                Ok(true) => area.device.write_page(u64::from(slot.offset), page),
                 Ok(false) => Err(Error::Rejected),
                 Err(e) => Err(e),
-            }
+            },
+            Err(e) => Err(e),
         };
-        match r {
-            Ok(()) => Ok(slot),
-            Err(e) => {
-                area.slots.free(slot.offset)?;
-                Err(e)
-            }
+        if r.is_err() {
+            // Released when the pin drops (see `invalidate`).
+            area.slots.free(slot.offset)?;
         }
+        drop(pin);
+        r.map(|()| slot)
     }
 
     /// Reads `slot`'s page back (from zswap, else from the device) and frees
@@ -271,13 +272,14 @@ impl Zswap {
             return Err(Error::PageSize(page.len()));
         }
         let area = self.inner.area(slot.area)?;
-        {
-            let _pin = area.slots.pin(slot.offset)?;
-            if !self.inner.load_pinned(area, slot, page)? {
-                area.device.read_page(u64::from(slot.offset), page)?;
-            }
+        let pin = area.slots.pin(slot.offset)?;
+        if !self.inner.load_pinned(area, slot, page)? {
+            area.device.read_page(u64::from(slot.offset), page)?;
         }
-        area.slots.free(slot.offset)
+        // Released when the pin drops (see `invalidate`).
+        let r = area.slots.free(slot.offset);
+        drop(pin);
+        r
     }
 
     /// Frees `slot` without reading it (the page was discarded).
