@@ -15,33 +15,28 @@
 //! Every change to a slot's entry happens under that slot's pin (see
 //! `entry.rs`), which is the kernel's swap-cache folio lock: store, load and
 //! invalidate wait for it; writeback only tries it and skips a busy slot.
-//! The writeback protocol (DESIGN.md, "The invalidate-versus-writeback
-//! race") is in `reclaim.rs`.
+//! The store, load and free paths are in `store.rs`; the writeback protocol
+//! (DESIGN.md, "The invalidate-versus-writeback race") is in `reclaim.rs`.
 
 mod config;
 mod entry;
 mod reclaim;
 mod stats;
+mod store;
 
 pub use config::{total_memory, PoolLimit, ZswapConfig};
 pub use reclaim::ShrinkResult;
 pub use stats::ZswapStats;
 
-use std::cell::RefCell;
-
-use entry::{Area, Data, Entry};
-use stats::{dec, inc, Counters};
+use entry::{Area, Entry};
+use stats::Counters;
 
 use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
 use crate::table::SegTable;
 use crate::{
-    AreaId, Compressor, Error, GroupEvent, GroupId, Groups, Item, ListLru, NodeId, PoolConfig,
-    RoundRobin, SwapArea, SwapDevice, SwapSlot, ZsPool, PAGE_SIZE,
+    AreaId, Compressor, Error, GroupId, Groups, Item, ListLru, NodeId, RoundRobin, SwapArea,
+    SwapDevice, SwapSlot, ZsPool, PAGE_SIZE,
 };
-
-crate::sync::thread_scratch! {
-    static COMPRESS_BUF: RefCell<Vec<u8>> = RefCell::new(Vec::new());
-}
 
 /// One compressed pool: a compressor and the allocator its objects live in.
 struct PoolSlot {
@@ -114,14 +109,6 @@ impl Drop for Zswap {
             }
         }
     }
-}
-
-fn same_filled(page: &[u8]) -> Option<u64> {
-    let word = |c: &[u8]| u64::from_ne_bytes(c.try_into().expect("8-byte chunk"));
-    let first = word(&page[..8]);
-    page.chunks_exact(8)
-        .all(|c| word(c) == first)
-        .then_some(first)
 }
 
 impl Zswap {
@@ -358,298 +345,5 @@ impl Zswap {
     /// returns the pages written back.
     pub fn shrink_worker_pass(&self) -> usize {
         self.inner.shrink_worker_pass()
-    }
-}
-
-impl Inner {
-    fn add_pool(&self, compressor: Compressor) -> Result<(), Error> {
-        let _g = self.pool_lock.lock();
-        let n = self.npools.load(Ordering::Acquire);
-        let pool = ZsPool::new(PoolConfig::default())?;
-        self.pools
-            .get_or_insert_with(n, || PoolSlot {
-                compressor,
-                pool,
-                entries: AtomicUsize::new(0),
-            })
-            .ok_or_else(|| Error::BadConfig("too many pools".into()))?;
-        self.npools.store(n + 1, Ordering::Release);
-        self.current.store(n, Ordering::Release);
-        Ok(())
-    }
-
-    fn current_pool(&self) -> (usize, &PoolSlot) {
-        let i = self.current.load(Ordering::Acquire);
-        (i, self.pools.get(i).expect("the current pool exists"))
-    }
-
-    fn pool_total_size(&self) -> u64 {
-        (0..self.npools.load(Ordering::Acquire))
-            .filter_map(|i| self.pools.get(i))
-            .map(|p| p.pool.footprint() as u64)
-            .sum()
-    }
-
-    fn area(&self, id: AreaId) -> Result<&Area, Error> {
-        let i = usize::from(id.0);
-        if i >= self.nareas.load(Ordering::Acquire) {
-            return Err(Error::UnknownArea(id));
-        }
-        let a = self.areas.get(i).ok_or(Error::UnknownArea(id))?;
-        if !a.online.load(Ordering::Acquire) {
-            return Err(Error::UnknownArea(id));
-        }
-        Ok(a)
-    }
-
-    fn alloc_slot(&self) -> Result<(&Area, SwapSlot), Error> {
-        (0..self.nareas.load(Ordering::Acquire))
-            .filter_map(|i| self.areas.get(i))
-            .filter(|a| a.online.load(Ordering::Acquire))
-            .find_map(|a| a.slots.alloc().map(|s| (a, s)))
-            .ok_or(Error::SwapFull)
-    }
-
-    fn check_store(&self, page: &[u8], group: GroupId, node: NodeId) -> Result<(), Error> {
-        if page.len() != PAGE_SIZE {
-            return Err(Error::PageSize(page.len()));
-        }
-        if node.index() >= self.lru.nr_nodes() {
-            return Err(Error::NodeOutOfRange {
-                node,
-                nr_nodes: self.lru.nr_nodes(),
-            });
-        }
-        if !self.groups.is_online(group) {
-            self.groups.state(group)?;
-            return Err(Error::GroupOffline(group));
-        }
-        Ok(())
-    }
-
-    /// Whether the global limit lets a store in (and the bookkeeping of
-    /// `zswap_is_full` / `zswap_can_accept`).
-    fn global_limit_allows(&self) -> bool {
-        let total = self.pool_total_size();
-        if total >= self.max_bytes {
-            inc(&self.stats.pool_limit_hit);
-            self.reached_full.store(true, Ordering::Relaxed);
-            self.worker.wake();
-            return false;
-        }
-        if self.reached_full.load(Ordering::Relaxed) {
-            if total > self.accept_bytes {
-                self.worker.wake();
-                return false;
-            }
-            self.reached_full.store(false, Ordering::Relaxed);
-        }
-        true
-    }
-
-    fn store_pinned(
-        &self,
-        area: &Area,
-        slot: SwapSlot,
-        page: &[u8],
-        group: GroupId,
-        node: NodeId,
-    ) -> Result<bool, Error> {
-        // A duplicate goes first: if this store fails, no stale entry may
-        // stay behind to be written back over the newer page later.
-        if let Some(old) = area.remove(slot.offset) {
-            inc(&self.stats.duplicate_entry);
-            self.free_entry(&old);
-        }
-        if !self.groups.may_zswap(group)? {
-            // Reclaim from this group's own lists only; nothing freed: reject.
-            let freed = self.shrink_group(group);
-            if !matches!(freed, ShrinkResult::Wrote(_)) || !self.groups.may_zswap(group)? {
-                return Ok(false);
-            }
-        }
-        if !self.global_limit_allows() {
-            return Ok(false);
-        }
-        let data = match self
-            .cfg
-            .same_filled_pages
-            .then(|| same_filled(page))
-            .flatten()
-        {
-            Some(word) => Data::Same(word),
-            None => match self.compress_and_insert(page, group)? {
-                Some(data) => data,
-                None => return Ok(false),
-            },
-        };
-        let incompressible = matches!(
-            data,
-            Data::Stored {
-                incompressible: true,
-                ..
-            }
-        );
-        let len = match data {
-            Data::Same(_) => 0,
-            Data::Stored { len, .. } => u64::from(len),
-        };
-        let charged = self.groups.charge(group, len, incompressible)?;
-        self.groups.count_event(charged, GroupEvent::Zswpout)?;
-        let entry = Item::new(Entry {
-            slot,
-            data,
-            group: charged,
-            node,
-            referenced: AtomicBool::new(true),
-            dead: AtomicBool::new(false),
-        });
-        inc(&self.stats.stored_pages);
-        match data {
-            Data::Same(_) => inc(&self.stats.same_filled_pages),
-            Data::Stored { pool, .. } => {
-                if incompressible {
-                    inc(&self.stats.stored_incompressible_pages);
-                }
-                self.pool(pool).entries.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        let replaced = area.insert(slot.offset, entry.clone());
-        debug_assert!(replaced.is_none(), "the slot's pin excludes other stores");
-        if matches!(data, Data::Stored { .. }) {
-            // Last: the entry is invisible to writeback until it is here.
-            self.lru.add(&entry, node, charged)?;
-        }
-        Ok(true)
-    }
-
-    /// Compresses `page` into the current pool; `None` when rejected.
-    fn compress_and_insert(&self, page: &[u8], group: GroupId) -> Result<Option<Data>, Error> {
-        let (pi, p) = self.current_pool();
-        COMPRESS_BUF.with(|cell| {
-            let mut buf = cell.borrow_mut();
-            buf.resize(PAGE_SIZE, 0);
-            // The kernel's test: a page is incompressible if dlen >= PAGE_SIZE.
-            let (bytes, incompressible) =
-                match p.compressor.compress(page, &mut buf[..PAGE_SIZE - 1]) {
-                    Ok(n) => (&buf[..n], false),
-                    Err(Error::CompressPoor) => {
-                        if !self.groups.writeback_enabled(group)? {
-                            inc(&self.stats.reject_compress_poor);
-                            return Ok(None);
-                        }
-                        (page, true)
-                    }
-                    Err(_) => {
-                        inc(&self.stats.reject_compress_fail);
-                        return Ok(None);
-                    }
-                };
-            match p.pool.insert(bytes) {
-                Ok(handle) => Ok(Some(Data::Stored {
-                    pool: pi as u32,
-                    handle,
-                    len: bytes.len() as u32,
-                    incompressible,
-                })),
-                Err(_) => {
-                    inc(&self.stats.reject_alloc_fail);
-                    Ok(None)
-                }
-            }
-        })
-    }
-
-    fn pool(&self, i: u32) -> &PoolSlot {
-        self.pools
-            .get(i as usize)
-            .expect("entries name existing pools")
-    }
-
-    /// Fills `page` from `entry`.
-    fn decompress(&self, entry: &Entry, page: &mut [u8]) -> Result<(), Error> {
-        let r = match entry.data {
-            Data::Same(word) => {
-                for c in page.chunks_exact_mut(8) {
-                    c.copy_from_slice(&word.to_ne_bytes());
-                }
-                Ok(())
-            }
-            Data::Stored {
-                pool,
-                handle,
-                incompressible,
-                ..
-            } => {
-                let p = self.pool(pool);
-                p.pool
-                    .read(handle, |src| {
-                        if incompressible {
-                            page.copy_from_slice(src);
-                            Ok(())
-                        } else {
-                            p.compressor.decompress(src, page)
-                        }
-                    })
-                    .and_then(|r| r)
-            }
-        };
-        if r.is_err() {
-            inc(&self.stats.decompress_fail);
-        }
-        r
-    }
-
-    fn load_pinned(&self, area: &Area, slot: SwapSlot, page: &mut [u8]) -> Result<bool, Error> {
-        let Some(entry) = area.remove(slot.offset) else {
-            return Ok(false);
-        };
-        let r = self.decompress(&entry, page);
-        if r.is_ok() {
-            self.groups.count_event(entry.group, GroupEvent::Zswpin)?;
-        }
-        self.free_entry(&entry);
-        r.map(|()| true)
-    }
-
-    /// Releases everything an entry holds. Called exactly once, by whoever
-    /// took the entry out of the index.
-    fn free_entry(&self, entry: &Item<Entry>) {
-        // Dead first, then unlink: a shrinker that puts the entry back
-        // after this `del` sees `dead` and unlinks it itself (reclaim.rs).
-        // An AcqRel read-modify-write, paired with the shrinker's: see
-        // `putback_busy` for why plain SeqCst stores and loads would not do.
-        entry.dead.swap(true, Ordering::AcqRel);
-        // Isolated means a shrinker holds it and will find the index changed.
-        let _ = self.lru.del(entry);
-        let _ = self
-            .groups
-            .uncharge(entry.group, entry.charged_len(), entry.incompressible());
-        dec(&self.stats.stored_pages);
-        match entry.data {
-            Data::Same(_) => dec(&self.stats.same_filled_pages),
-            Data::Stored {
-                pool,
-                handle,
-                incompressible,
-                ..
-            } => {
-                if incompressible {
-                    dec(&self.stats.stored_incompressible_pages);
-                }
-                let p = self.pool(pool);
-                let freed = p.pool.free(handle);
-                // Each entry is freed once, by its remover from the index;
-                // loom models and debug builds check it.
-                if cfg!(any(debug_assertions, loom)) {
-                    assert!(freed.is_ok(), "an entry's object freed twice");
-                }
-                let left = p.entries.fetch_sub(1, Ordering::Relaxed) - 1;
-                if left == 0 && pool as usize != self.current.load(Ordering::Acquire) {
-                    // An old pool's last entry: give its memory back.
-                    p.pool.shrink_cache();
-                }
-            }
-        }
     }
 }
