@@ -31,16 +31,7 @@ const PAGE: usize = 4096;
 const CHUNK: usize = 1024;
 
 fn pages() -> Vec<Vec<u8>> {
-    let path = std::env::var("ZSWAP_PAGES")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/data/pages.bin").into());
-    let all = std::fs::read(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
-    all.chunks_exact(PAGE)
-        .filter(|p| {
-            let w = &p[..8];
-            !p.chunks_exact(8).all(|c| c == w)
-        })
-        .map(<[u8]>::to_vec)
-        .collect()
+    zswap::testing::bench_pages()
 }
 
 fn codecs() -> Vec<Compressor> {

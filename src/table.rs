@@ -16,7 +16,7 @@
 use std::marker::PhantomData;
 use std::ptr::{self, NonNull};
 
-use crate::sync::{AtomicPtr, Ordering};
+use crate::sync::{AtomicPtr, AtomicUsize, Mutex, Ordering};
 
 /// Slots in segment 0; segment `s` holds `FIRST << s` slots.
 #[cfg(not(loom))]
@@ -163,6 +163,61 @@ impl<V> Drop for SegTable<V> {
             // SAFETY: the segment is a leaked boxed slice of `FIRST << seg` slots.
             drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(base, FIRST << seg)) });
         }
+    }
+}
+
+/// A [`SegTable`] filled in order: `push` appends under a lock (rare:
+/// swapon, a compressor switch); `get` and `iter` read without one.
+pub(crate) struct AppendTable<V> {
+    table: SegTable<V>,
+    len: AtomicUsize,
+    push: Mutex<()>,
+}
+
+impl<V> AppendTable<V> {
+    pub(crate) fn new() -> Self {
+        AppendTable {
+            table: SegTable::new(),
+            len: AtomicUsize::new(0),
+            push: Mutex::new(()),
+        }
+    }
+
+    /// Appends `make(index)`; returns the index, or `make`'s error, or
+    /// `full` when the table (or `limit`) has no room.
+    pub(crate) fn push<E>(
+        &self,
+        limit: usize,
+        full: impl FnOnce() -> E,
+        make: impl FnOnce(usize) -> Result<V, E>,
+    ) -> Result<usize, E> {
+        let _g = self.push.lock();
+        let n = self.len.load(Ordering::Acquire);
+        if n >= limit.min(CAPACITY) {
+            return Err(full());
+        }
+        let v = make(n)?;
+        self.table.get_or_insert_with(n, || v);
+        // Release pairs with the Acquire in `len`: a reader that sees the
+        // new length finds the value published.
+        self.len.store(n + 1, Ordering::Release);
+        Ok(n)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn get(&self, i: usize) -> Option<&V> {
+        if i < self.len() {
+            self.table.get(i)
+        } else {
+            None
+        }
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &V> + '_ {
+        (0..self.len()).filter_map(|i| self.table.get(i))
     }
 }
 

@@ -21,7 +21,7 @@
 
 use std::fmt;
 
-use crate::sync::{yield_now, AtomicU8, Mutex, Ordering};
+use crate::sync::{yield_now, AtomicBool, AtomicU8, Mutex, Ordering};
 use crate::Error;
 
 const ALLOCATED: u8 = 1;
@@ -67,6 +67,9 @@ pub struct SwapArea {
     id: AreaId,
     state: Box<[AtomicU8]>,
     free: Mutex<FreeMap>,
+    /// Set (under the `free` lock) by [`close`](SwapArea::close): no slot is
+    /// allocated or claimed again.
+    closed: AtomicBool,
 }
 
 /// Free slots as a bitmap (1 = free) with a rotating cursor, so a slot can
@@ -177,6 +180,7 @@ impl SwapArea {
             id,
             state: (0..n).map(|_| AtomicU8::new(0)).collect(),
             free: Mutex::new(FreeMap::new(n)),
+            closed: AtomicBool::new(false),
         })
     }
 
@@ -207,7 +211,12 @@ impl SwapArea {
     /// Allocates a free slot (lowest first from a rotating cursor); `None`
     /// when the area is full.
     pub fn alloc(&self) -> Option<SwapSlot> {
-        let offset = self.free.lock().take()?;
+        let mut free = self.free.lock();
+        if self.closed.load(Ordering::Relaxed) {
+            return None;
+        }
+        let offset = free.take()?;
+        drop(free);
         let prev = self.state[offset as usize].swap(ALLOCATED, Ordering::AcqRel);
         debug_assert_eq!(prev, 0, "a free slot was in use");
         Some(SwapSlot {
@@ -222,12 +231,30 @@ impl SwapArea {
     pub fn claim(&self, offset: u32) -> Result<bool, Error> {
         let state = self.state(offset)?;
         let mut free = self.free.lock();
-        if !free.take_at(offset) {
+        if self.closed.load(Ordering::Relaxed) || !free.take_at(offset) {
             return Ok(false);
         }
         let prev = state.swap(ALLOCATED, Ordering::AcqRel);
         debug_assert_eq!(prev, 0, "a free slot was in use");
         Ok(true)
+    }
+
+    /// Closes the area if every slot is free (swapoff): from then on
+    /// nothing is allocated or claimed. The check and the close happen under
+    /// the allocator's lock, so an allocation racing with it either lands
+    /// first (and the close is refused) or fails. Returns whether it closed.
+    pub fn close(&self) -> bool {
+        let free = self.free.lock();
+        if free.free != self.state.len() {
+            return false;
+        }
+        self.closed.store(true, Ordering::Release);
+        true
+    }
+
+    /// Whether [`close`](Self::close) succeeded.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     /// Frees an allocated slot. If it is pinned, it stays reserved until the
@@ -352,6 +379,17 @@ mod tests {
         assert_eq!(a.free_slots(), 0);
         a.free(64).unwrap();
         assert_eq!(a.alloc().unwrap().offset, 64);
+    }
+
+    #[test]
+    fn close_only_when_empty_and_for_good() {
+        let a = SwapArea::new(AreaId(0), 2).unwrap();
+        let s = a.alloc().unwrap();
+        assert!(!a.close() && !a.is_closed());
+        a.free(s.offset).unwrap();
+        assert!(a.close() && a.is_closed());
+        assert!(a.alloc().is_none());
+        assert_eq!(a.claim(1), Ok(false));
     }
 
     #[test]

@@ -17,6 +17,19 @@ pub fn random_page(seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// The pages benches run on: the file named by `ZSWAP_PAGES`, else the
+/// committed sample, without its same-filled pages (zswap keeps those as
+/// one word and never compresses them). Panics if the file cannot be read.
+pub fn bench_pages() -> Vec<Vec<u8>> {
+    let path = std::env::var("ZSWAP_PAGES")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/data/pages.bin").into());
+    let all = std::fs::read(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    all.chunks_exact(crate::PAGE_SIZE)
+        .filter(|p| crate::zswap::same_filled(p).is_none())
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
 /// The committed real-page sample (`data/pages.bin`), page by page; empty
 /// where the file is not at hand.
 pub fn sample_pages() -> Vec<Vec<u8>> {

@@ -52,18 +52,19 @@ pub(crate) struct Entry {
     pub(crate) dead: AtomicBool,
 }
 
-impl Entry {
-    /// Bytes charged to the group.
+impl Data {
+    /// Bytes charged to the group for it.
     pub(crate) fn charged_len(&self) -> u64 {
-        match self.data {
+        match *self {
             Data::Same(_) => 0,
             Data::Stored { len, .. } => u64::from(len),
         }
     }
 
+    /// Whether it is a page stored uncompressed.
     pub(crate) fn incompressible(&self) -> bool {
         matches!(
-            self.data,
+            self,
             Data::Stored {
                 incompressible: true,
                 ..
@@ -103,7 +104,6 @@ type Shard = Mutex<OffsetMap>;
 pub(crate) struct Area {
     pub(crate) slots: SwapArea,
     pub(crate) device: Box<dyn SwapDevice>,
-    pub(crate) online: AtomicBool,
     shards: Box<[Shard]>,
 }
 
@@ -112,7 +112,6 @@ impl Area {
         Area {
             slots,
             device,
-            online: AtomicBool::new(true),
             shards: (0..SHARDS)
                 .map(|_| Mutex::new(OffsetMap::default()))
                 .collect(),

@@ -24,6 +24,8 @@ mod reclaim;
 mod stats;
 mod store;
 
+pub(crate) use store::same_filled;
+
 pub use config::{total_memory, PoolLimit, ZswapConfig};
 pub use reclaim::ShrinkResult;
 pub use stats::ZswapStats;
@@ -31,8 +33,8 @@ pub use stats::ZswapStats;
 use entry::{Area, Entry};
 use stats::Counters;
 
-use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
-use crate::table::SegTable;
+use crate::sync::{Arc, AtomicBool, AtomicUsize};
+use crate::table::AppendTable;
 use crate::{
     AreaId, Compressor, Error, GroupId, Groups, Item, ListLru, NodeId, RoundRobin, SwapArea,
     SwapDevice, SwapSlot, ZsPool, PAGE_SIZE,
@@ -51,13 +53,9 @@ pub(crate) struct Inner {
     accept_bytes: u64,
     groups: Groups,
     lru: ListLru<Entry>,
-    pools: SegTable<PoolSlot>,
-    npools: AtomicUsize,
+    pools: AppendTable<PoolSlot>,
     current: AtomicUsize,
-    pool_lock: Mutex<()>,
-    areas: SegTable<Area>,
-    nareas: AtomicUsize,
-    area_lock: Mutex<()>,
+    areas: AppendTable<Area>,
     reached_full: AtomicBool,
     stats: Counters,
     cursor: RoundRobin,
@@ -101,11 +99,9 @@ impl Drop for Zswap {
             w.stop(&self.inner);
         }
         let inner = &self.inner;
-        for i in 0..inner.nareas.load(Ordering::Acquire) {
-            if let Some(area) = inner.areas.get(i) {
-                for entry in area.drain() {
-                    inner.free_entry(&entry);
-                }
+        for area in inner.areas.iter() {
+            for entry in area.drain() {
+                inner.free_entry(&entry);
             }
         }
     }
@@ -124,13 +120,9 @@ impl Zswap {
                 as u64,
             lru: ListLru::with_groups(&cfg.topology, groups),
             groups: groups.clone(),
-            pools: SegTable::new(),
-            npools: AtomicUsize::new(0),
+            pools: AppendTable::new(),
             current: AtomicUsize::new(0),
-            pool_lock: Mutex::new(()),
-            areas: SegTable::new(),
-            nareas: AtomicUsize::new(0),
-            area_lock: Mutex::new(()),
+            areas: AppendTable::new(),
             reached_full: AtomicBool::new(false),
             stats: Counters::default(),
             cursor: RoundRobin::new(),
@@ -153,29 +145,30 @@ impl Zswap {
 
     /// Adds a swap area backed by `device`, one slot per device page.
     pub fn swapon(&self, device: Box<dyn SwapDevice>) -> Result<AreaId, Error> {
-        let inner = &self.inner;
-        let _g = inner.area_lock.lock();
-        let n = inner.nareas.load(Ordering::Acquire);
-        let id = AreaId(u16::try_from(n).map_err(|_| Error::BadConfig("too many areas".into()))?);
-        let slots = SwapArea::new(id, device.pages())?;
-        inner
-            .areas
-            .get_or_insert_with(n, || Area::new(slots, device))
-            .ok_or_else(|| Error::BadConfig("too many areas".into()))?;
-        inner.nareas.store(n + 1, Ordering::Release);
-        Ok(id)
+        let n = self.inner.areas.push(
+            usize::from(u16::MAX) + 1,
+            || Error::BadConfig("too many areas".into()),
+            |n| {
+                let slots = SwapArea::new(AreaId(n as u16), device.pages())?;
+                Ok(Area::new(slots, device))
+            },
+        )?;
+        Ok(AreaId(n as u16))
     }
 
     /// Removes an area. Refused ([`Error::AreaBusy`]) while any of its slots
     /// is allocated: swap everything in (or free it) first, as the kernel's
-    /// swapoff brings every page back before it lets go.
+    /// swapoff brings every page back before it lets go. The check and the
+    /// removal are one step under the area's allocator lock, so a
+    /// `swap_out` racing with it either gets its slot first (and swapoff is
+    /// refused) or looks elsewhere. Every entry sits on an allocated slot,
+    /// so an area with none allocated holds none.
     pub fn swapoff(&self, area: AreaId) -> Result<(), Error> {
         let a = self.inner.area(area)?;
-        let _g = self.inner.area_lock.lock();
-        if a.slots.free_slots() != a.slots.slots() as usize || a.entries() != 0 {
+        if !a.slots.close() {
             return Err(Error::AreaBusy(area));
         }
-        a.online.store(false, Ordering::Release);
+        debug_assert_eq!(a.entries(), 0);
         Ok(())
     }
 
@@ -321,8 +314,10 @@ impl Zswap {
         let item = crate::lru::item_bytes::<Entry>() as f64;
         // hashbrown: key + value + one control byte, at 7/8 load at most.
         let index = (4 + std::mem::size_of::<Item<Entry>>() + 1) as f64 * 8.0 / 7.0;
-        let (objects, meta) = (0..self.inner.npools.load(Ordering::Acquire))
-            .filter_map(|i| self.inner.pools.get(i))
+        let (objects, meta) = self
+            .inner
+            .pools
+            .iter()
             .map(|p| p.pool.stats())
             .fold((0usize, 0usize), |(o, m), s| {
                 (o + s.objects, m + s.meta_bytes)

@@ -17,7 +17,8 @@ crate::sync::thread_scratch! {
     static COMPRESS_BUF: RefCell<Vec<u8>> = RefCell::new(Vec::new());
 }
 
-fn same_filled(page: &[u8]) -> Option<u64> {
+/// The word a same-filled page repeats (every 8-byte word equal).
+pub(crate) fn same_filled(page: &[u8]) -> Option<u64> {
     let word = |c: &[u8]| u64::from_ne_bytes(c.try_into().expect("8-byte chunk"));
     let first = word(&page[..8]);
     page.chunks_exact(8)
@@ -27,17 +28,17 @@ fn same_filled(page: &[u8]) -> Option<u64> {
 
 impl Inner {
     pub(super) fn add_pool(&self, compressor: Compressor) -> Result<(), Error> {
-        let _g = self.pool_lock.lock();
-        let n = self.npools.load(Ordering::Acquire);
-        let pool = ZsPool::new(PoolConfig::default())?;
-        self.pools
-            .get_or_insert_with(n, || PoolSlot {
-                compressor,
-                pool,
-                entries: AtomicUsize::new(0),
-            })
-            .ok_or_else(|| Error::BadConfig("too many pools".into()))?;
-        self.npools.store(n + 1, Ordering::Release);
+        let n = self.pools.push(
+            u32::MAX as usize,
+            || Error::BadConfig("too many pools".into()),
+            |_| {
+                Ok(PoolSlot {
+                    compressor,
+                    pool: ZsPool::new(PoolConfig::default())?,
+                    entries: AtomicUsize::new(0),
+                })
+            },
+        )?;
         self.current.store(n, Ordering::Release);
         Ok(())
     }
@@ -48,28 +49,20 @@ impl Inner {
     }
 
     pub(super) fn pool_total_size(&self) -> u64 {
-        (0..self.npools.load(Ordering::Acquire))
-            .filter_map(|i| self.pools.get(i))
-            .map(|p| p.pool.footprint() as u64)
-            .sum()
+        self.pools.iter().map(|p| p.pool.footprint() as u64).sum()
     }
 
     pub(super) fn area(&self, id: AreaId) -> Result<&Area, Error> {
-        let i = usize::from(id.0);
-        if i >= self.nareas.load(Ordering::Acquire) {
-            return Err(Error::UnknownArea(id));
-        }
-        let a = self.areas.get(i).ok_or(Error::UnknownArea(id))?;
-        if !a.online.load(Ordering::Acquire) {
-            return Err(Error::UnknownArea(id));
-        }
-        Ok(a)
+        self.areas
+            .get(usize::from(id.0))
+            .filter(|a| !a.slots.is_closed())
+            .ok_or(Error::UnknownArea(id))
     }
 
     pub(super) fn alloc_slot(&self) -> Result<(&Area, SwapSlot), Error> {
-        (0..self.nareas.load(Ordering::Acquire))
-            .filter_map(|i| self.areas.get(i))
-            .filter(|a| a.online.load(Ordering::Acquire))
+        // A closed area's `alloc` returns `None`.
+        self.areas
+            .iter()
             .find_map(|a| a.slots.alloc().map(|s| (a, s)))
             .ok_or(Error::SwapFull)
     }
@@ -152,17 +145,7 @@ impl Inner {
                 None => return Ok(false),
             },
         };
-        let incompressible = matches!(
-            data,
-            Data::Stored {
-                incompressible: true,
-                ..
-            }
-        );
-        let len = match data {
-            Data::Same(_) => 0,
-            Data::Stored { len, .. } => u64::from(len),
-        };
+        let (len, incompressible) = (data.charged_len(), data.incompressible());
         let charged = self.groups.charge(group, len, incompressible)?;
         self.groups.count_event(charged, GroupEvent::Zswpout)?;
         let entry = Item::new(Entry {
@@ -296,9 +279,11 @@ impl Inner {
         entry.dead.swap(true, Ordering::AcqRel);
         // Isolated means a shrinker holds it and will find the index changed.
         let _ = self.lru.del(entry);
-        let _ = self
-            .groups
-            .uncharge(entry.group, entry.charged_len(), entry.incompressible());
+        let _ = self.groups.uncharge(
+            entry.group,
+            entry.data.charged_len(),
+            entry.data.incompressible(),
+        );
         dec(&self.stats.stored_pages);
         match entry.data {
             Data::Same(_) => dec(&self.stats.same_filled_pages),
