@@ -62,4 +62,4 @@ pub use store::{
 pub use swap::{
     AreaId, Checksummed, FileDevice, MemDevice, SlotPin, SwapArea, SwapDevice, SwapSlot,
 };
-pub use zswap::{total_memory, PoolLimit, ShrinkResult, Zswap, ZswapConfig, ZswapStats};
+pub use zswap::{total_memory, LruPolicy, PoolLimit, ShrinkResult, Zswap, ZswapConfig, ZswapStats};

@@ -68,3 +68,9 @@ fn zswap_ops_corpus() {
     let n = replay("zswap_ops", zswap::testing::zswap_model::run_bytes);
     assert!(n > 0, "the zswap_ops corpus is committed and non-empty");
 }
+
+#[test]
+fn swapfile_corpus() {
+    let n = replay("swapfile", zswap::testing::swapfile::run_bytes);
+    assert!(n > 0, "the swapfile corpus is committed and non-empty");
+}

@@ -5,8 +5,8 @@
 
 use zswap::testing::{random_page, sample_pages};
 use zswap::{
-    Error, GroupId, Groups, MemDevice, NodeId, PoolLimit, ShrinkResult, SwapSlot, Zswap,
-    ZswapConfig, PAGE_SIZE,
+    Error, GroupId, GroupStats, Groups, LruPolicy, MemDevice, NodeId, PoolLimit, ShrinkResult,
+    SwapSlot, Zswap, ZswapConfig, PAGE_SIZE,
 };
 
 /// The real sample without its same-filled pages.
@@ -179,10 +179,39 @@ fn global_limit_hysteresis_and_writeback() {
 
 #[test]
 fn no_invasive_cgroup_shrink() {
+    let (wb, control) = invasive_shrink_run(LruPolicy::PerGroup);
+    assert!(wb.zswpwb > 0, "wb wrote back its own pages");
+    assert_eq!(control.zswpwb, 0, "control was not touched");
+    assert_eq!(wb.zswpwb_foreign + control.zswpwb_foreign, 0);
+}
+
+/// The design before memcg-aware zswap: one list for everyone, so the group
+/// at its limit writes back the bystander's colder pages.
+#[test]
+fn global_lru_shrink_is_invasive() {
+    let (wb, control) = invasive_shrink_run(LruPolicy::Global);
+    assert!(control.zswpwb > 0, "control's pages were written back");
+    assert_eq!(control.zswpwb_foreign, control.zswpwb);
+    assert_eq!(wb.zswpwb_foreign, 0, "wb's own pages are not foreign");
+}
+
+/// test_zswap.c's no_invasive_cgroup_shrink under `policy`: a bystander
+/// stores first, then a group with a small `zswap_max` stores much more;
+/// every page reads back. Returns (the limited group's, the bystander's)
+/// stats at the end of the stores.
+fn invasive_shrink_run(policy: LruPolicy) -> (GroupStats, GroupStats) {
     let groups = Groups::new();
     let wb = groups.create(GroupId::ROOT).unwrap();
     let control = groups.create(GroupId::ROOT).unwrap();
-    let z = zswap(1 << 30, &groups);
+    let z = Zswap::new(
+        ZswapConfig::default()
+            .shrinker(false)
+            .lru_policy(policy)
+            .max_pool(PoolLimit::Bytes(1 << 30)),
+        &groups,
+    )
+    .unwrap();
+    z.swapon(Box::new(MemDevice::new(16384))).unwrap();
     let pages = pages();
     let mut kept = Vec::new();
     for p in &pages[..50] {
@@ -192,20 +221,13 @@ fn no_invasive_cgroup_shrink() {
     for p in &pages[50..600] {
         kept.push((z.swap_out(p, wb).unwrap(), p));
     }
-    assert!(
-        groups.stats(wb).unwrap().zswpwb > 0,
-        "wb wrote back its own pages"
-    );
-    assert_eq!(
-        groups.stats(control).unwrap().zswpwb,
-        0,
-        "control was not touched"
-    );
+    let stats = (groups.stats(wb).unwrap(), groups.stats(control).unwrap());
     let mut page = vec![0u8; PAGE_SIZE];
     for (slot, want) in kept {
         z.swap_in(slot, &mut page).unwrap();
         assert_eq!(&page, want);
     }
+    stats
 }
 
 #[test]

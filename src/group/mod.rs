@@ -85,6 +85,13 @@ pub struct GroupStats {
     pub zswpout: u64,
     /// Pages written back to the swap device (`zswpwb`).
     pub zswpwb: u64,
+    /// Of `zswpwb`, pages written back because *another* group hit its
+    /// `zswap_max` (not a kernel key: what [`LruPolicy::Global`] costs the
+    /// bystanders; always 0 under [`LruPolicy::PerGroup`]).
+    ///
+    /// [`LruPolicy::Global`]: crate::LruPolicy::Global
+    /// [`LruPolicy::PerGroup`]: crate::LruPolicy::PerGroup
+    pub zswpwb_foreign: u64,
 }
 
 /// An event counted per group, hierarchically.
@@ -96,6 +103,9 @@ pub enum GroupEvent {
     Zswpin,
     /// A page was written back (`zswpwb`).
     Zswpwb,
+    /// A page was written back for another group's limit
+    /// ([`GroupStats::zswpwb_foreign`]).
+    ZswpwbForeign,
 }
 
 /// A group's life cycle.
@@ -130,6 +140,7 @@ pub(crate) struct GroupInfo {
     zswpin: AtomicU64,
     zswpout: AtomicU64,
     zswpwb: AtomicU64,
+    zswpwb_foreign: AtomicU64,
 }
 
 impl GroupInfo {
@@ -148,6 +159,7 @@ impl GroupInfo {
             zswpin: AtomicU64::new(0),
             zswpout: AtomicU64::new(0),
             zswpwb: AtomicU64::new(0),
+            zswpwb_foreign: AtomicU64::new(0),
         }
     }
 
@@ -508,6 +520,7 @@ impl Groups {
                 GroupEvent::Zswpout => &info.zswpout,
                 GroupEvent::Zswpin => &info.zswpin,
                 GroupEvent::Zswpwb => &info.zswpwb,
+                GroupEvent::ZswpwbForeign => &info.zswpwb_foreign,
             };
             c.fetch_add(1, Ordering::Relaxed);
         }
@@ -524,6 +537,7 @@ impl Groups {
             zswpin: i.zswpin.load(Ordering::Relaxed),
             zswpout: i.zswpout.load(Ordering::Relaxed),
             zswpwb: i.zswpwb.load(Ordering::Relaxed),
+            zswpwb_foreign: i.zswpwb_foreign.load(Ordering::Relaxed),
         })
     }
 

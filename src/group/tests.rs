@@ -109,6 +109,7 @@ fn counters_are_hierarchical_and_follow_offline() {
         GroupStats {
             zswpout: 1,
             zswpwb: 1,
+            zswpwb_foreign: 0,
             ..Default::default()
         }
     );

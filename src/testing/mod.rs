@@ -51,4 +51,6 @@ pub mod lru_model;
 #[cfg(not(loom))]
 pub mod store_model;
 #[cfg(not(loom))]
+pub mod swapfile;
+#[cfg(not(loom))]
 pub mod zswap_model;

@@ -48,6 +48,25 @@ pub fn total_memory() -> u64 {
     }
 }
 
+/// Which lists zswap's entries live on, and so whose pages a group at its
+/// limit writes back.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LruPolicy {
+    /// One list per (node, group), as since Linux 6.8's memcg-aware zswap:
+    /// a group at its `zswap_max` writes back its own coldest pages only.
+    #[default]
+    PerGroup,
+    /// One list per node for everyone, as before memcg-aware zswap: a group
+    /// at its limit writes back whatever is coldest, anyone's (counted in
+    /// the victims' [`GroupStats::zswpwb_foreign`]). For comparison; the
+    /// shrinker's `count`/`scan` then see the whole list under
+    /// [`GroupId::ROOT`].
+    ///
+    /// [`GroupStats::zswpwb_foreign`]: crate::GroupStats::zswpwb_foreign
+    /// [`GroupId::ROOT`]: crate::GroupId::ROOT
+    Global,
+}
+
 /// A [`Zswap`](super::Zswap)'s configuration.
 ///
 /// ```
@@ -67,6 +86,7 @@ pub struct ZswapConfig {
     pub(crate) shrinker: bool,
     pub(crate) same_filled_pages: bool,
     pub(crate) topology: Topology,
+    pub(crate) lru_policy: LruPolicy,
 }
 
 impl Default for ZswapConfig {
@@ -83,6 +103,7 @@ impl Default for ZswapConfig {
             shrinker: true,
             same_filled_pages: true,
             topology: Topology::detect(),
+            lru_policy: LruPolicy::PerGroup,
         }
     }
 }
@@ -121,6 +142,12 @@ impl ZswapConfig {
     /// The NUMA topology the LRU is sharded by.
     pub fn topology(mut self, topology: Topology) -> Self {
         self.topology = topology;
+        self
+    }
+
+    /// Per-group lists (the default) or one list for everyone.
+    pub fn lru_policy(mut self, policy: LruPolicy) -> Self {
+        self.lru_policy = policy;
         self
     }
 

@@ -26,7 +26,7 @@ mod store;
 
 pub(crate) use store::same_filled;
 
-pub use config::{total_memory, PoolLimit, ZswapConfig};
+pub use config::{total_memory, LruPolicy, PoolLimit, ZswapConfig};
 pub use reclaim::ShrinkResult;
 pub use stats::ZswapStats;
 
@@ -304,7 +304,7 @@ impl Zswap {
     /// Shrinks `group`'s own lists by one entry per node (`shrink_memcg`).
     pub fn shrink_group(&self, group: GroupId) -> Result<ShrinkResult, Error> {
         self.inner.groups.state(group)?;
-        Ok(self.inner.shrink_group(group))
+        Ok(self.inner.shrink_group(group, false))
     }
 
     /// Heap bytes of one entry beyond its compressed object: the entry

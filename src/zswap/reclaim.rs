@@ -23,7 +23,7 @@ use super::entry::Entry;
 use super::stats::inc;
 use super::Inner;
 use crate::sync::Ordering;
-use crate::{GroupEvent, GroupId, Item, LruStatus, NodeId, PAGE_SIZE};
+use crate::{GroupEvent, GroupId, Item, LruPolicy, LruStatus, NodeId, PAGE_SIZE};
 
 crate::sync::thread_scratch! {
     static PAGE_BUF: RefCell<Vec<u8>> = RefCell::new(Vec::new());
@@ -59,6 +59,15 @@ enum Writeback {
 }
 
 impl Inner {
+    /// The group whose lists hold `group`'s entries: itself, or everyone's
+    /// one list (`GroupId::ROOT`) under [`LruPolicy::Global`].
+    pub(super) fn list_group(&self, group: GroupId) -> GroupId {
+        match self.cfg.lru_policy {
+            LruPolicy::PerGroup => group,
+            LruPolicy::Global => GroupId::ROOT,
+        }
+    }
+
     fn writeback_entry(&self, entry: &Item<Entry>) -> Writeback {
         let Ok(area) = self.area(entry.slot.area) else {
             return Writeback::Gone;
@@ -77,7 +86,9 @@ impl Inner {
         });
         if written.is_err() {
             // Still mapped (we hold the pin): back on its list, as it was.
-            let _ = self.lru.putback(entry, entry.node, entry.group);
+            let _ = self
+                .lru
+                .putback(entry, entry.node, self.list_group(entry.group));
             return Writeback::Failed;
         }
         let removed = area.remove(entry.slot.offset);
@@ -103,7 +114,7 @@ impl Inner {
     fn putback_busy(&self, entry: &Item<Entry>) {
         if self
             .lru
-            .putback(entry, entry.node, entry.group)
+            .putback(entry, entry.node, self.list_group(entry.group))
             .unwrap_or(false)
             && entry.dead.fetch_or(false, Ordering::AcqRel)
         {
@@ -112,12 +123,31 @@ impl Inner {
     }
 
     /// Walks one list with the writeback callback; returns pages written.
-    fn walk_writeback(&self, node: NodeId, group: GroupId, budget: &mut usize) -> usize {
+    /// `for_limit`: the group whose `zswap_max` asked for this walk, so
+    /// that writebacks of anyone else's pages count as foreign.
+    fn walk_writeback(
+        &self,
+        node: NodeId,
+        list: GroupId,
+        for_limit: Option<GroupId>,
+        budget: &mut usize,
+    ) -> usize {
+        let global = self.cfg.lru_policy == LruPolicy::Global;
         let mut written = 0;
-        let _ = self.lru.walk_one(node, group, budget, |g| {
+        let _ = self.lru.walk_one(node, list, budget, |g| {
             // Second chance: a referenced entry is rotated once.
             if g.item().referenced.swap(false, Ordering::Relaxed) {
                 return LruStatus::Rotate;
+            }
+            // On everyone's list, an entry whose group disabled writeback
+            // stays (on per-group lists the whole walk is skipped).
+            if global
+                && !self
+                    .groups
+                    .writeback_enabled(g.item().group)
+                    .unwrap_or(false)
+            {
+                return LruStatus::Skip;
             }
             let Some(entry) = g.isolate() else {
                 return LruStatus::Skip;
@@ -132,6 +162,13 @@ impl Inner {
             match result {
                 Writeback::Written => {
                     written += 1;
+                    if let Some(asker) = for_limit {
+                        if !self.owns(asker, entry.group) {
+                            let _ = self
+                                .groups
+                                .count_event(entry.group, GroupEvent::ZswpwbForeign);
+                        }
+                    }
                     LruStatus::RemovedRetry
                 }
                 Writeback::Gone => LruStatus::RemovedRetry,
@@ -150,22 +187,33 @@ impl Inner {
         written
     }
 
-    /// `shrink_memcg`: one entry per node from `group`'s own lists.
-    pub(super) fn shrink_group(&self, group: GroupId) -> ShrinkResult {
+    /// Whether `asker`'s pages include `group`'s: itself or a descendant.
+    fn owns(&self, asker: GroupId, group: GroupId) -> bool {
+        self.groups
+            .ancestors(group)
+            .is_ok_and(|mut a| a.any(|g| g == asker))
+    }
+
+    /// `shrink_memcg`: one entry per node from `group`'s own lists (from
+    /// everyone's list under [`LruPolicy::Global`]). `for_limit` is set when
+    /// `group`'s own `zswap_max` asked (the store path).
+    pub(super) fn shrink_group(&self, group: GroupId, for_limit: bool) -> ShrinkResult {
         if !self.groups.is_online(group) || !self.groups.writeback_enabled(group).unwrap_or(false) {
             return ShrinkResult::Skipped;
         }
+        let list = self.list_group(group);
         let nodes = self.lru.nr_nodes();
         let stored: usize = (0..nodes)
-            .map(|n| self.lru.count_one(NodeId(n as u32), group).unwrap_or(0))
+            .map(|n| self.lru.count_one(NodeId(n as u32), list).unwrap_or(0))
             .sum();
         if stored == 0 {
             return ShrinkResult::Skipped;
         }
+        let asker = for_limit.then_some(group);
         let mut written = 0;
         for n in 0..nodes {
             let mut budget = 1;
-            written += self.walk_writeback(NodeId(n as u32), group, &mut budget);
+            written += self.walk_writeback(NodeId(n as u32), list, asker, &mut budget);
         }
         if written > 0 {
             ShrinkResult::Wrote(written)
@@ -186,7 +234,7 @@ impl Inner {
             return Ok(0);
         }
         let mut budget = nr;
-        Ok(self.walk_writeback(node, group, &mut budget))
+        Ok(self.walk_writeback(node, group, None, &mut budget))
     }
 
     /// One run of the shrink worker (`shrink_worker`): round-robin over the
@@ -207,7 +255,7 @@ impl Inner {
                 attempts = 0;
                 continue;
             };
-            match self.shrink_group(group) {
+            match self.shrink_group(group, false) {
                 ShrinkResult::Skipped => continue,
                 ShrinkResult::Wrote(n) => {
                     attempts += 1;

@@ -125,7 +125,7 @@ impl Inner {
         }
         if !self.groups.may_zswap(group)? {
             // Reclaim from this group's own lists only; nothing freed: reject.
-            let freed = self.shrink_group(group);
+            let freed = self.shrink_group(group, true);
             if !matches!(freed, ShrinkResult::Wrote(_)) || !self.groups.may_zswap(group)? {
                 return Ok(false);
             }
@@ -170,7 +170,7 @@ impl Inner {
         debug_assert!(replaced.is_none(), "the slot's pin excludes other stores");
         if matches!(data, Data::Stored { .. }) {
             // Last: the entry is invisible to writeback until it is here.
-            self.lru.add(&entry, node, charged)?;
+            self.lru.add(&entry, node, self.list_group(charged))?;
         }
         Ok(true)
     }

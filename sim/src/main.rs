@@ -1,0 +1,359 @@
+//! `zswap-sim`: tenant groups over real page data through the `zswap`
+//! crate's public API — per-group limits, the global limit and its shrink
+//! worker, writeback to a temporary swap file — and what it all did, as a
+//! table, JSON or a chart. Also: the kernel's test_zswap.c cases as named
+//! scenarios, real traces, and "what would zswap do for my process".
+
+mod capture;
+mod machine;
+mod output;
+mod pages;
+mod report;
+mod scenario;
+mod svg;
+mod trace;
+mod workload;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use zswap::LruPolicy;
+
+use machine::{RunSpec, TenantSpec};
+use pages::{Contents, PageSource};
+use report::Report;
+
+/// Runs tenant groups over real pages through zswap and shows what it did.
+#[derive(Parser, Debug)]
+#[command(name = "zswap-sim", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Dump a live process's anonymous, non-stack pages to a file (needs
+    /// root or ptrace rights over the process).
+    Capture {
+        /// The process.
+        #[arg(long)]
+        pid: u32,
+        /// Where the pages go (raw 4 KiB pages).
+        #[arg(long)]
+        out: PathBuf,
+        /// At most this many pages.
+        #[arg(long, default_value_t = 65_536)]
+        max_pages: u64,
+    },
+    /// Run a page file through every compressor and the allocator: ratio,
+    /// footprint, store and load speed per codec.
+    Advise {
+        /// Raw 4 KiB pages (from `capture`, or `data/pages.bin`).
+        file: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Policy {
+    /// Per-group lists: a group at its limit writes back its own pages.
+    GroupAware,
+    /// One LRU for everyone, as before memcg-aware zswap.
+    GlobalLru,
+}
+
+impl From<Policy> for LruPolicy {
+    fn from(p: Policy) -> Self {
+        match p {
+            Policy::GroupAware => LruPolicy::PerGroup,
+            Policy::GlobalLru => LruPolicy::Global,
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// Scenario to run: default, usage, swapin-nozswap, zswapin,
+    /// writeback-enabled, writeback-disabled, no-invasive-shrink,
+    /// incompressible, or `all` for every test_zswap.c case.
+    #[arg(long, default_value = "default")]
+    scenario: String,
+    /// Which LRU design to run.
+    #[arg(long, value_enum, default_value_t = Policy::GroupAware)]
+    policy: Policy,
+    /// Run both policies on the same inputs, side by side.
+    #[arg(long)]
+    compare: bool,
+    /// Print one JSON document instead of tables.
+    #[arg(long)]
+    json: bool,
+    /// Also draw pool bytes and writebacks over time into this SVG file.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+    /// Drive one tenant from a real access trace instead of a scenario.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
+    /// The trace's format.
+    #[arg(long, value_enum, default_value_t = trace::TraceFormat::Auto)]
+    trace_format: trace::TraceFormat,
+    /// Trace mode: resident pages (default: a quarter of the pages the trace touches).
+    #[arg(long)]
+    ram_pages: Option<usize>,
+    /// Accesses to simulate (default: the scenario's; trace mode: the whole
+    /// trace, up to 10 million pages).
+    #[arg(long)]
+    accesses: Option<u64>,
+    /// Compressor: lz4, lz4-flex, lz4-c, zstd, zstd:LEVEL, deflate, deflate:LEVEL or none.
+    #[arg(long, default_value = "lz4")]
+    compressor: String,
+    /// Page contents from this file of raw 4 KiB pages instead of the
+    /// embedded sample (e.g. a `capture`).
+    #[arg(long, value_name = "FILE")]
+    pages: Option<PathBuf>,
+    /// Seed of the access streams.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// Writes to stdout; a closed pipe (`zswap-sim | head`) ends the program
+/// quietly instead of panicking.
+fn emit(s: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("zswap-sim: error: writing the output: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// `println!` through [`emit`].
+macro_rules! outln {
+    () => { emit("\n") };
+    ($($t:tt)*) => { emit(&format!("{}\n", format_args!($($t)*))) };
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match real_main(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("zswap-sim: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.cmd {
+        Some(Cmd::Capture {
+            pid,
+            out,
+            max_pages,
+        }) => {
+            let c = capture::capture(pid, &out, max_pages)?;
+            eprintln!(
+                "captured {} pages from {} mappings of process {pid} into {} ({} unreadable, skipped)",
+                c.pages,
+                c.mappings,
+                out.display(),
+                c.unreadable
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Cmd::Advise { file, json }) => {
+            let r = capture::advise(&file)?;
+            if json {
+                outln!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                emit(&capture::advice_table(&r));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        None => run(cli.run),
+    }
+}
+
+fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
+    zswap::Compressor::by_name(&a.compressor).with_context(|| {
+        format!(
+            "--compressor {:?}: this build has {}",
+            a.compressor,
+            zswap::Compressor::names().join(", ")
+        )
+    })?;
+    let source = match &a.pages {
+        Some(p) => {
+            let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+            PageSource::from_bytes(bytes).with_context(|| format!("{}", p.display()))?
+        }
+        None => PageSource::embedded(),
+    };
+    let policies: Vec<LruPolicy> = if a.compare {
+        vec![LruPolicy::PerGroup, LruPolicy::Global]
+    } else {
+        vec![a.policy.into()]
+    };
+    // (spec, what it shows) per run group.
+    let mut jobs: Vec<(Vec<RunSpec>, Option<scenario::Scenario>)> = Vec::new();
+    if let Some(path) = &a.trace {
+        let limit = a.accesses.unwrap_or(10_000_000);
+        let keys = std::sync::Arc::new(trace::read(path, a.trace_format, limit)?);
+        let mut distinct: Vec<u64> = keys.to_vec();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let ram = a.ram_pages.unwrap_or((distinct.len() / 4).max(16));
+        let name = path
+            .file_name()
+            .map_or("trace".into(), |n| n.to_string_lossy().into_owned());
+        let specs = policies
+            .iter()
+            .map(|&policy| RunSpec {
+                name: format!("trace {name}"),
+                tenants: vec![TenantSpec {
+                    name: "trace".into(),
+                    pattern: workload::Pattern::Uniform {
+                        pages: distinct.len() as u64,
+                    },
+                    ram_pages: ram,
+                    zswap_max: None,
+                    writeback: true,
+                    contents: Contents::Real,
+                    weight: 1,
+                }],
+                // A pool of a quarter of the memory, as zswap's default 20%.
+                pool_bytes: (ram as u64 * 4096 / 4).max(1 << 20),
+                accesses: keys.len() as u64,
+                compressor: a.compressor.clone(),
+                policy,
+                shrinker: true,
+                seed: a.seed,
+                samples: 200,
+                keys: Some(vec![keys.clone()]),
+            })
+            .collect();
+        jobs.push((specs, None));
+    } else {
+        let names: Vec<&str> = if a.scenario == "all" {
+            scenario::NAMES[1..].to_vec()
+        } else {
+            vec![a.scenario.as_str()]
+        };
+        for name in names {
+            let Some(s) = scenario::by_name(name) else {
+                bail!(
+                    "unknown scenario {name:?}; the scenarios are {} (or all)",
+                    scenario::NAMES.join(", ")
+                );
+            };
+            let specs = policies
+                .iter()
+                .map(|&p| s.spec(p, &a.compressor, a.accesses, a.seed))
+                .collect();
+            jobs.push((specs, Some(s)));
+        }
+    }
+
+    let mut all: Vec<Vec<Report>> = Vec::new();
+    let mut failed = Vec::new();
+    for (specs, scen) in &jobs {
+        let mut reports = Vec::new();
+        for spec in specs {
+            let bar = (!a.quiet).then(|| progress(spec));
+            let r = machine::run(spec, &source, bar.as_ref())?;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            if r.corrupt() > 0 {
+                bail!(
+                    "{} swap-ins returned wrong bytes: a bug, please report it",
+                    r.corrupt()
+                );
+            }
+            reports.push(r);
+        }
+        if !a.json {
+            print_runs(&reports, scen.as_ref(), &mut failed);
+        }
+        all.push(reports);
+    }
+    if a.json {
+        let doc = if all.len() == 1 && all[0].len() == 1 {
+            serde_json::to_value(&all[0][0])?
+        } else if all.len() == 1 {
+            serde_json::json!({ "runs": all[0] })
+        } else {
+            serde_json::json!({ "scenarios": all })
+        };
+        outln!("{}", serde_json::to_string_pretty(&doc)?);
+    }
+    if let Some(path) = &a.svg {
+        let runs: Vec<&Report> = all.last().map(|v| v.iter().collect()).unwrap_or_default();
+        svg::write(path, &runs)?;
+        if !a.json {
+            outln!("chart: {}", path.display());
+        }
+    }
+    if failed.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("zswap-sim: scenario check failed: {}", failed.join(", "));
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+fn progress(spec: &RunSpec) -> ProgressBar {
+    let bar = ProgressBar::new(spec.accesses);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:28} [{bar:40}] {percent:>3}% {elapsed}/{eta}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(format!(
+        "{} ({})",
+        spec.name,
+        machine::policy_name(spec.policy)
+    ));
+    bar
+}
+
+fn print_runs(reports: &[Report], scen: Option<&scenario::Scenario>, failed: &mut Vec<String>) {
+    if let Some(s) = scen {
+        match s.mirrors {
+            Some(k) => outln!("== {} (the kernel's {k}): {}", s.name, s.does),
+            None => outln!("== {}: {}", s.name, s.does),
+        }
+    }
+    for r in reports {
+        emit(&report::table(r));
+        if let Some(s) = scen {
+            let (ok, says) = (s.check)(r);
+            if r.policy == "group-aware" {
+                outln!("{} {says}", if ok { "shows:" } else { "FAILED:" });
+                if !ok {
+                    failed.push(s.name.to_string());
+                }
+            } else {
+                outln!("under global-lru: {says}");
+            }
+        }
+        outln!();
+    }
+    if let [a, b] = reports {
+        emit(&report::compare(a, b));
+        outln!();
+    }
+}

@@ -1,0 +1,317 @@
+//! The runs the sim knows by name: the default four-tenant mix, and the
+//! user-space counterparts of the kernel's
+//! `tools/testing/selftests/cgroup/test_zswap.c` cases, each with what it
+//! shows and a check of it.
+
+use zswap::LruPolicy;
+
+use crate::machine::{RunSpec, TenantSpec};
+use crate::pages::Contents;
+use crate::report::Report;
+use crate::workload::Pattern;
+
+const MIB: u64 = 1024 * 1024;
+
+/// A named run and what it is meant to show.
+pub struct Scenario {
+    /// Its name on the command line.
+    pub name: &'static str,
+    /// The kernel selftest it mirrors, if any.
+    pub mirrors: Option<&'static str>,
+    /// One line: what it does.
+    pub does: &'static str,
+    /// Its tenants.
+    pub tenants: Vec<TenantSpec>,
+    /// Global pool limit.
+    pub pool_bytes: u64,
+    /// Default number of accesses.
+    pub accesses: u64,
+    /// Whether the shrink worker runs.
+    pub shrinker: bool,
+    /// What the run shows, and whether it did (group-aware runs only).
+    pub check: fn(&Report) -> (bool, String),
+}
+
+/// Every scenario name, the default first.
+pub const NAMES: &[&str] = &[
+    "default",
+    "usage",
+    "swapin-nozswap",
+    "zswapin",
+    "writeback-enabled",
+    "writeback-disabled",
+    "no-invasive-shrink",
+    "incompressible",
+];
+
+fn tenant(name: &str, pattern: Pattern, ram_pages: usize) -> TenantSpec {
+    TenantSpec {
+        name: name.into(),
+        pattern,
+        ram_pages,
+        zswap_max: None,
+        writeback: true,
+        contents: Contents::Real,
+        weight: 1,
+    }
+}
+
+fn group<'a>(r: &'a Report, name: &str) -> &'a crate::report::GroupReport {
+    r.groups
+        .iter()
+        .find(|g| g.name == name)
+        .expect("the scenario's own tenant")
+}
+
+/// The scenario called `name`.
+pub fn by_name(name: &str) -> Option<Scenario> {
+    let uniform = |pages| Pattern::Uniform { pages };
+    Some(match name {
+        "default" => Scenario {
+            name: "default",
+            mirrors: None,
+            does: "four tenants (zipfian web, sequential batch, phase-shifting analytics, \
+                   a small cache) with group limits and a global limit that force both \
+                   kinds of reclaim",
+            tenants: vec![
+                TenantSpec {
+                    weight: 4,
+                    ..tenant(
+                        "web",
+                        Pattern::Zipf {
+                            pages: 12_000,
+                            s: 0.99,
+                        },
+                        3_000,
+                    )
+                },
+                TenantSpec {
+                    zswap_max: Some(4 * MIB),
+                    weight: 2,
+                    ..tenant("batch", Pattern::Scan { pages: 6_000 }, 2_000)
+                },
+                TenantSpec {
+                    weight: 3,
+                    ..tenant(
+                        "analytics",
+                        Pattern::Shift {
+                            pages: 6_000,
+                            s: 0.9,
+                            at: 0.5,
+                        },
+                        2_000,
+                    )
+                },
+                TenantSpec {
+                    zswap_max: Some(2 * MIB),
+                    weight: 2,
+                    ..tenant(
+                        "cache",
+                        Pattern::Zipf {
+                            pages: 5_000,
+                            s: 0.7,
+                        },
+                        1_500,
+                    )
+                },
+            ],
+            pool_bytes: 12 * MIB,
+            accesses: 3_000_000,
+            shrinker: true,
+            check: |r| {
+                let limited = group(r, "batch").zswpwb + group(r, "cache").zswpwb;
+                let foreign: u64 = r.groups.iter().map(|g| g.foreign_writebacks).sum();
+                (
+                    limited > 0 && r.global.pool_limit_hit > 0 && r.corrupt() == 0,
+                    format!(
+                        "group limits made batch and cache write back {limited} of their own \
+                         pages; the global limit was hit {} times and the shrink worker wrote \
+                         back the rest; {foreign} pages were written back for another group's \
+                         limit; every swap-in returned the page that went out",
+                        r.global.pool_limit_hit
+                    ),
+                )
+            },
+        },
+        "usage" => Scenario {
+            name: "usage",
+            mirrors: Some("test_zswap_usage"),
+            does: "one group touches more memory than it may keep: pages go to zswap",
+            tenants: vec![tenant("app", uniform(4_000), 1_000)],
+            pool_bytes: 256 * MIB,
+            accesses: 40_000,
+            shrinker: true,
+            check: |r| {
+                let g = group(r, "app");
+                (
+                    g.zswpout > 0 && g.peak_pool_bytes > 0,
+                    format!(
+                        "zswpout {} and up to {:.1} MiB of pool charged to the group",
+                        g.zswpout,
+                        g.peak_pool_bytes as f64 / MIB as f64
+                    ),
+                )
+            },
+        },
+        "swapin-nozswap" => Scenario {
+            name: "swapin-nozswap",
+            mirrors: Some("test_swapin_nozswap"),
+            does: "zswap_max 0: every page goes straight to the swap file and comes back from it",
+            tenants: vec![TenantSpec {
+                zswap_max: Some(0),
+                ..tenant("app", uniform(2_000), 500)
+            }],
+            pool_bytes: 256 * MIB,
+            accesses: 20_000,
+            shrinker: true,
+            check: |r| {
+                let g = group(r, "app");
+                (
+                    g.zswpout == 0 && g.disk_reads > 0,
+                    format!(
+                        "zswpout {}, {} faults read from the swap file",
+                        g.zswpout, g.disk_reads
+                    ),
+                )
+            },
+        },
+        "zswapin" => Scenario {
+            name: "zswapin",
+            mirrors: Some("test_zswapin"),
+            does: "pages go to zswap and fault back from it, never touching the disk",
+            tenants: vec![tenant("app", uniform(2_000), 500)],
+            pool_bytes: 256 * MIB,
+            accesses: 20_000,
+            shrinker: true,
+            check: |r| {
+                let g = group(r, "app");
+                (
+                    g.zswpin > 0 && g.disk_reads == 0,
+                    format!("zswpin {}, disk reads {}", g.zswpin, g.disk_reads),
+                )
+            },
+        },
+        "writeback-enabled" => Scenario {
+            name: "writeback-enabled",
+            mirrors: Some("test_zswap_writeback_enabled"),
+            does: "a 1 MiB zswap_max with writeback on: the group writes its coldest pages back",
+            tenants: vec![TenantSpec {
+                zswap_max: Some(MIB),
+                ..tenant("app", uniform(4_000), 500)
+            }],
+            pool_bytes: 256 * MIB,
+            accesses: 30_000,
+            shrinker: true,
+            check: |r| {
+                let g = group(r, "app");
+                (
+                    g.zswpwb > 0,
+                    format!(
+                        "zswpwb {}, pool held at {:.2} MiB",
+                        g.zswpwb,
+                        g.peak_pool_bytes as f64 / MIB as f64
+                    ),
+                )
+            },
+        },
+        "writeback-disabled" => Scenario {
+            name: "writeback-disabled",
+            mirrors: Some("test_zswap_writeback_disabled"),
+            does: "the same with zswap.writeback 0: nothing is written back; what does not \
+                   fit stays in memory",
+            tenants: vec![TenantSpec {
+                zswap_max: Some(MIB),
+                writeback: false,
+                ..tenant("app", uniform(4_000), 500)
+            }],
+            pool_bytes: 256 * MIB,
+            accesses: 30_000,
+            shrinker: true,
+            check: |r| {
+                let g = group(r, "app");
+                (
+                    g.zswpwb == 0 && g.kept_resident > 0,
+                    format!(
+                        "zswpwb {}, {} pages stayed resident past the cap",
+                        g.zswpwb, g.kept_resident
+                    ),
+                )
+            },
+        },
+        "no-invasive-shrink" => Scenario {
+            name: "no-invasive-shrink",
+            mirrors: Some("test_no_invasive_cgroup_shrink"),
+            does: "a group at a small zswap_max reclaims beside a bystander that has pages in \
+                   zswap: only its own pages may be written back",
+            tenants: vec![
+                TenantSpec {
+                    weight: 1,
+                    ..tenant("control", uniform(1_500), 500)
+                },
+                TenantSpec {
+                    zswap_max: Some(MIB),
+                    weight: 4,
+                    ..tenant("wb", uniform(6_000), 500)
+                },
+            ],
+            pool_bytes: 256 * MIB,
+            accesses: 60_000,
+            shrinker: false,
+            check: |r| {
+                let (c, wb) = (group(r, "control"), group(r, "wb"));
+                (
+                    c.zswpwb == 0 && c.foreign_writebacks == 0 && wb.zswpwb > 0,
+                    format!(
+                        "wb wrote back {} of its own pages; control lost {} (foreign {})",
+                        wb.zswpwb, c.zswpwb, c.foreign_writebacks
+                    ),
+                )
+            },
+        },
+        "incompressible" => Scenario {
+            name: "incompressible",
+            mirrors: Some("test_zswap_incompressible"),
+            does: "random pages with writeback on: zswap keeps them uncompressed \
+                   (zswap_incomp) rather than rejecting them",
+            tenants: vec![TenantSpec {
+                contents: Contents::Incompressible,
+                ..tenant("app", uniform(2_000), 500)
+            }],
+            pool_bytes: 256 * MIB,
+            accesses: 20_000,
+            shrinker: true,
+            check: |r| {
+                let n = r.global.stored_incompressible_pages;
+                (
+                    n > 0,
+                    format!("{n} pages stored as-is, ratio {:.2}", group(r, "app").ratio),
+                )
+            },
+        },
+        _ => return None,
+    })
+}
+
+impl Scenario {
+    /// The run spec of this scenario.
+    pub fn spec(
+        &self,
+        policy: LruPolicy,
+        compressor: &str,
+        accesses: Option<u64>,
+        seed: u64,
+    ) -> RunSpec {
+        RunSpec {
+            name: self.name.into(),
+            tenants: self.tenants.clone(),
+            pool_bytes: self.pool_bytes,
+            accesses: accesses.unwrap_or(self.accesses),
+            compressor: compressor.into(),
+            policy,
+            shrinker: self.shrinker,
+            seed,
+            samples: 200,
+            keys: None,
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! Runs the `zswap-sim` binary as a user would, on small inputs: the
+//! default scenario at a reduced size, `--json`, `--compare` on the
+//! no-invasive-shrink scenario, every test_zswap.c scenario, the trace
+//! formats, capture and advise, and each bad input (non-zero exit, a clear
+//! message, no output file left behind).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn sim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_zswap-sim"))
+        .args(args)
+        .arg("--quiet")
+        .output()
+        .expect("the binary runs")
+}
+
+fn sim_raw(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_zswap-sim"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "{}", stderr(o));
+    serde_json::from_slice(&o.stdout).expect("--json prints one JSON document")
+}
+
+/// A scratch directory of this test's own.
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("zswap-sim-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn sum(groups: &serde_json::Value, key: &str) -> u64 {
+    groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g[key].as_u64().unwrap())
+        .sum()
+}
+
+#[test]
+fn default_scenario_reduced() {
+    let o = sim(&["--accesses", "150000"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for name in [
+        "web",
+        "batch",
+        "analytics",
+        "cache",
+        "zswpwb",
+        "foreign",
+        "shows:",
+    ] {
+        assert!(out.contains(name), "{name} missing from:\n{out}");
+    }
+}
+
+#[test]
+fn json_parses_and_is_consistent() {
+    let v = json(&sim(&["--accesses", "150000", "--json"]));
+    assert_eq!(v["policy"], "group-aware");
+    let groups = &v["groups"];
+    assert_eq!(groups.as_array().unwrap().len(), 4);
+    assert_eq!(sum(groups, "corrupt_swapins"), 0);
+    assert_eq!(sum(groups, "foreign_writebacks"), 0);
+    assert!(sum(groups, "zswpout") > 0);
+    // Every written-back page belongs to some group.
+    assert_eq!(
+        sum(groups, "zswpwb"),
+        v["global"]["written_back_pages"].as_u64().unwrap()
+    );
+    assert!(v["timeline"].as_array().unwrap().len() > 10);
+}
+
+#[test]
+fn compare_no_invasive_shrink() {
+    let v = json(&sim(&[
+        "--scenario",
+        "no-invasive-shrink",
+        "--compare",
+        "--json",
+    ]));
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs[0]["policy"], "group-aware");
+    assert_eq!(runs[1]["policy"], "global-lru");
+    assert_eq!(sum(&runs[0]["groups"], "foreign_writebacks"), 0);
+    assert!(sum(&runs[1]["groups"], "foreign_writebacks") > 0);
+    // And the table form says so.
+    let out = stdout(&sim(&["--scenario", "no-invasive-shrink", "--compare"]));
+    assert!(
+        out.contains("foreign writebacks: group-aware 0 · global-lru "),
+        "{out}"
+    );
+}
+
+#[test]
+fn every_test_zswap_scenario_shows_what_it_should() {
+    let o = sim(&["--scenario", "all"]);
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(out.matches("shows:").count(), 7, "{out}");
+    assert!(!out.contains("FAILED"), "{out}");
+}
+
+#[test]
+fn svg_is_written_whole() {
+    let d = scratch("svg");
+    let path = d.join("run.svg");
+    let o = sim(&[
+        "--scenario",
+        "writeback-enabled",
+        "--svg",
+        path.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let svg = std::fs::read_to_string(&path).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert_eq!(
+        std::fs::read_dir(&d).unwrap().count(),
+        1,
+        "no temporary file left"
+    );
+}
+
+fn oracle_trace(path: &Path) {
+    let mut data = Vec::new();
+    let mut x = 1u64;
+    for t in 0..30_000u32 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let id = (x % 64).pow(2); // skewed
+        data.extend_from_slice(&(t / 100).to_le_bytes());
+        data.extend_from_slice(&id.to_le_bytes());
+        data.extend_from_slice(&4096u32.to_le_bytes());
+        data.extend_from_slice(&(-1i64).to_le_bytes());
+    }
+    std::fs::write(path, data).unwrap();
+}
+
+#[test]
+fn traces_in_each_format() {
+    let d = scratch("traces");
+    let bin = d.join("small.oracleGeneral.bin");
+    oracle_trace(&bin);
+    let v = json(&sim(&[
+        "--trace",
+        bin.to_str().unwrap(),
+        "--json",
+        "--ram-pages",
+        "20",
+    ]));
+    assert_eq!(v["accesses"], 30_000);
+    assert!(v["groups"][0]["faults"].as_u64().unwrap() > 0);
+
+    let csv = d.join("lbn.csv");
+    let mut text = String::from("version,time,op,size,lbn\n");
+    for i in 0..5000u64 {
+        text += &format!("1,{i},R,8192,{}\n", (i * 7919 % 3000) * 8);
+    }
+    std::fs::write(&csv, text).unwrap();
+    let v = json(&sim(&["--trace", csv.to_str().unwrap(), "--json"]));
+    assert_eq!(v["accesses"], 10_000, "8 KiB requests touch two pages");
+
+    let plain = d.join("plain.csv");
+    std::fs::write(&plain, "0,0,4096\n1,4096,4096\n2,0,4096\n").unwrap();
+    let v = json(&sim(&[
+        "--trace",
+        plain.to_str().unwrap(),
+        "--trace-format",
+        "csv",
+        "--json",
+    ]));
+    assert_eq!(v["accesses"], 3);
+}
+
+#[test]
+fn capture_then_advise_a_child_process() {
+    let d = scratch("capture");
+    let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+    let out = d.join("sleep.pages");
+    let pid = child.id().to_string();
+    let o = sim_raw(&["capture", "--pid", &pid, "--out", out.to_str().unwrap()]);
+    let _ = child.kill();
+    let _ = child.wait();
+    if !o.status.success() {
+        // No ptrace rights here (a hardened sandbox): the message says so.
+        assert!(stderr(&o).contains("ptrace"), "{}", stderr(&o));
+        assert!(!out.exists());
+        return;
+    }
+    let len = std::fs::metadata(&out).unwrap().len();
+    assert!(len > 0 && len % 4096 == 0);
+    let v = json(&sim_raw(&["advise", out.to_str().unwrap(), "--json"]));
+    assert!(v["pages"].as_u64().unwrap() > 0);
+    assert!(!v["codecs"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn advise_the_committed_sample() {
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/pages.bin");
+    let o = sim_raw(&["advise", sample]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("lz4") && out.contains("deflate") && out.contains("zstd"),
+        "{out}"
+    );
+}
+
+/// Runs `args`, expects failure with `msg` in stderr.
+fn fails(args: &[&str], msg: &str) {
+    let o = sim_raw(args);
+    assert!(!o.status.success(), "{args:?} succeeded");
+    let e = stderr(&o);
+    assert!(e.contains(msg), "{args:?}: expected {msg:?} in:\n{e}");
+}
+
+#[test]
+fn bad_input_fails_clearly() {
+    let d = scratch("bad");
+    fails(&["--bogus"], "unexpected argument '--bogus'");
+    fails(&["--policy", "lru"], "invalid value 'lru'");
+    fails(&["--scenario", "nope"], "unknown scenario \"nope\"");
+    fails(&["--compressor", "lzo"], "--compressor \"lzo\"");
+    let missing = d.join("missing.csv");
+    fails(&["--trace", missing.to_str().unwrap()], "opening trace");
+    let bad = d.join("bad.csv");
+    std::fs::write(&bad, "0,0,4096\n1,4096,4096\n2,zz,4096\n").unwrap();
+    fails(
+        &["--trace", bad.to_str().unwrap()],
+        "trace line 3: key \"zz\"",
+    );
+    let short = d.join("short.oracleGeneral.bin");
+    std::fs::write(&short, [0u8; 30]).unwrap();
+    fails(
+        &["--trace", short.to_str().unwrap()],
+        "record 1: only 6 of 24 bytes",
+    );
+    let odd = d.join("odd.pages");
+    std::fs::write(&odd, b"abc").unwrap();
+    fails(
+        &["advise", odd.to_str().unwrap()],
+        "not a whole number of 4096-byte pages",
+    );
+    fails(&["--pages", odd.to_str().unwrap()], "whole 4096-byte pages");
+    let out = d.join("never.pages");
+    fails(
+        &[
+            "capture",
+            "--pid",
+            "999999999",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "is 999999999 a running process",
+    );
+    assert!(!out.exists());
+    let nodir = d.join("no/such/dir/chart.svg");
+    fails(
+        &["--scenario", "usage", "--svg", nodir.to_str().unwrap()],
+        "chart.svg",
+    );
+    // Nothing half-written anywhere in the scratch directory.
+    let left: Vec<_> = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("tmp"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
