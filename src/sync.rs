@@ -102,6 +102,30 @@ mod imp {
             f(self.0.get())
         }
     }
+
+    /// Leak and double-release tracking of keyed resources (pool objects,
+    /// slot pins). Free in a normal build; see the loom build's.
+    #[derive(Debug, Default)]
+    pub(crate) struct LeakTracker;
+
+    impl LeakTracker {
+        /// A tracker with nothing live.
+        pub(crate) fn new() -> Self {
+            LeakTracker
+        }
+
+        /// `key` is now live.
+        #[inline]
+        pub(crate) fn track(&self, _key: u64) {}
+
+        /// `key` is released.
+        #[inline]
+        pub(crate) fn untrack(&self, _key: u64) {}
+
+        /// Everything still live is a leak.
+        #[inline]
+        pub(crate) fn all_leaked(&self) {}
+    }
 }
 
 #[cfg(loom)]
@@ -137,10 +161,68 @@ mod imp {
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
         }
     }
+
+    /// Leak and double-release tracking of keyed resources (pool objects,
+    /// slot pins), in the manner of sharded-slab's loom tests: each live key
+    /// holds a `loom::alloc::Track`, so a resource still live when
+    /// [`all_leaked`](Self::all_leaked) declares the end of its owner's life
+    /// is reported by loom as a leaked allocation, in the interleaving that
+    /// leaked it. Tracking the same key twice (two pins on one slot, one
+    /// object handed out twice) or releasing one that is not live (a double
+    /// free) panics at once. The map sits behind a `std` mutex, invisible to
+    /// loom, so tracking adds no interleavings: loom runs one thread at a
+    /// time, and no loom operation happens while it is held.
+    #[derive(Debug, Default)]
+    pub(crate) struct LeakTracker {
+        live: std::sync::Mutex<std::collections::HashMap<u64, loom::alloc::Track<u64>>>,
+    }
+
+    impl LeakTracker {
+        /// A tracker with nothing live.
+        pub(crate) fn new() -> Self {
+            Self::default()
+        }
+
+        fn map(
+            &self,
+        ) -> std::sync::MutexGuard<'_, std::collections::HashMap<u64, loom::alloc::Track<u64>>>
+        {
+            self.live.lock().unwrap_or_else(|p| p.into_inner())
+        }
+
+        /// `key` is now live; panics if it already was.
+        pub(crate) fn track(&self, key: u64) {
+            let old = self.map().insert(key, loom::alloc::Track::new(key));
+            assert!(old.is_none(), "resource {key:#x} handed out twice");
+        }
+
+        /// `key` is released; panics if it was not live.
+        pub(crate) fn untrack(&self, key: u64) {
+            let old = self.map().remove(&key);
+            assert!(old.is_some(), "resource {key:#x} released twice");
+        }
+
+        /// The owner is done: whatever is still live is leaked, and loom
+        /// reports it at the end of this execution.
+        pub(crate) fn all_leaked(&self) {
+            for (_, track) in self.map().drain() {
+                std::mem::forget(track);
+            }
+        }
+    }
 }
 
 #[allow(unused_imports)]
 pub(crate) use imp::*;
+
+/// Process-wide plumbing that is not synchronization between the crate's
+/// threads, so loom never models it: a counter for unique temporary file
+/// names, data the test harnesses build once per process.
+pub(crate) mod unmodeled {
+    pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
+    #[allow(unused_imports)]
+    pub(crate) use std::sync::OnceLock;
+}
 
 /// Declares a per-thread scratch value with a `const` initializer: std's
 /// `thread_local!` with `const { .. }` normally, loom's (which takes no

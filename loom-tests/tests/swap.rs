@@ -58,3 +58,15 @@ fn one_pin_at_a_time() {
         assert!(area.try_pin(slot.offset).is_some());
     });
 }
+
+/// The leak tracker has teeth: a pin that is never dropped is reported as
+/// a leaked allocation when its area goes.
+#[test]
+#[should_panic]
+fn forgotten_pin_is_a_leak() {
+    loom::model(|| {
+        let area = SwapArea::new(AreaId(0), 1).unwrap();
+        let slot = area.alloc().unwrap();
+        std::mem::forget(area.try_pin(slot.offset).unwrap());
+    });
+}

@@ -9,8 +9,8 @@
 use loom::sync::Arc;
 use loom::thread;
 use zswap::{
-    AreaId, GroupId, Groups, MemDevice, NodeId, PoolLimit, SwapSlot, Topology, Zswap, ZswapConfig,
-    PAGE_SIZE,
+    AreaId, GroupId, Groups, LruPolicy, MemDevice, NodeId, PoolLimit, SwapSlot, Topology, Zswap,
+    ZswapConfig, PAGE_SIZE,
 };
 use zswap_loom_tests::model;
 
@@ -214,6 +214,53 @@ fn stale_and_live_writeback_of_one_slot() {
         let mut got = vec![0u8; PAGE_SIZE];
         z.swap_in(SLOT, &mut got).unwrap();
         assert!(got == page(2));
+        assert_empty(&groups, &z);
+    });
+}
+
+/// The design before memcg-aware zswap (`LruPolicy::Global`): a group at
+/// its limit writes back a bystander's entry from everyone's list while the
+/// bystander invalidates it. The same protocol must hold on the shared
+/// list: the page is written back or invalidated, never both; a foreign
+/// writeback is counted on the bystander exactly when it happened; the
+/// limited group's store is rejected either way (it freed no room of its
+/// own).
+#[test]
+fn global_lru_foreign_writeback_vs_invalidate() {
+    model("global_lru_foreign_writeback_vs_invalidate", || {
+        let groups = Groups::new();
+        let bystander = groups.create(GroupId::ROOT).unwrap();
+        let limited = groups.create(GroupId::ROOT).unwrap();
+        groups.set_zswap_max(limited, Some(0)).unwrap();
+        let cfg = ZswapConfig::default()
+            .shrinker(false)
+            .lru_policy(LruPolicy::Global)
+            .topology(Topology::single())
+            .max_pool(PoolLimit::Bytes(1 << 30));
+        let z = Zswap::new(cfg, &groups).unwrap();
+        z.swapon(Box::new(MemDevice::new(4))).unwrap();
+        assert!(z.store(SLOT, &page(1), bystander, N0).unwrap());
+        // Everyone's list is the root's; clear the referenced mark.
+        assert_eq!(z.scan(N0, GroupId::ROOT, 1).unwrap(), 0, "second chance");
+        let z = Arc::new(z);
+        let other = SwapSlot {
+            area: AreaId(0),
+            offset: 2,
+        };
+        let storer = {
+            let z = z.clone();
+            thread::spawn(move || z.store(other, &page(2), limited, N0).unwrap())
+        };
+        z.invalidate(SLOT).unwrap();
+        assert!(!storer.join().unwrap(), "over its limit: rejected");
+        let b = groups.stats(bystander).unwrap();
+        assert_eq!(
+            b.zswpwb_foreign, b.zswpwb,
+            "every writeback here is foreign"
+        );
+        assert_eq!(z.stats().written_back_pages, b.zswpwb);
+        assert_eq!(groups.stats(limited).unwrap().zswpwb, 0);
+        assert_eq!((b.zswap, b.zswapped), (0, 0));
         assert_empty(&groups, &z);
     });
 }

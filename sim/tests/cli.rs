@@ -284,3 +284,40 @@ fn bad_input_fails_clearly() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// A full disk: the chart cannot be written; the run says so, exits
+/// non-zero and leaves nothing behind. The full disk is a 16 KiB tmpfs in a
+/// private mount namespace (`unshare -Urm`, no root needed where user
+/// namespaces are allowed, as on the CI machines).
+#[test]
+fn full_disk_leaves_no_half_written_file() {
+    let d = scratch("fullfs");
+    let script = format!(
+        "mount -t tmpfs -o size=16k none {dir} && {sim} --quiet --scenario usage --svg {dir}/chart.svg; \
+         rc=$?; ls -A {dir}; exit $rc",
+        dir = d.display(),
+        sim = env!("CARGO_BIN_EXE_zswap-sim"),
+    );
+    let o = Command::new("unshare")
+        .args(["-Urm", "sh", "-c", &script])
+        .output();
+    let Some(o) = o
+        .ok()
+        .filter(|o| !String::from_utf8_lossy(&o.stderr).contains("unshare:"))
+    else {
+        eprintln!("skipped: no mount namespaces here (unshare -Urm failed)");
+        return;
+    };
+    assert!(!o.status.success(), "writing to a full disk succeeded");
+    assert!(
+        stderr(&o).contains("No space left on device"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        stdout(&o).lines().filter(|l| l.contains("chart")).count(),
+        0,
+        "{}",
+        stdout(&o)
+    );
+}

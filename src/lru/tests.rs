@@ -202,7 +202,7 @@ fn dropping_the_lru_detaches_items() {
 
 #[test]
 fn values_drop_exactly_once() {
-    use std::sync::atomic::{AtomicUsize, Ordering as O};
+    use crate::sync::{AtomicUsize, Ordering as O};
     static DROPS: AtomicUsize = AtomicUsize::new(0);
     struct D;
     impl Drop for D {

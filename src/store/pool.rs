@@ -26,7 +26,7 @@ use std::num::NonZeroU64;
 
 use super::class::{round_up, Class};
 use super::span::class_table;
-use crate::sync::{AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{AtomicU64, AtomicUsize, LeakTracker, Ordering};
 use crate::Error;
 
 /// Allocation granularity: object sizes round up to this.
@@ -156,6 +156,8 @@ pub struct ZsPool {
     footprint: AtomicUsize,
     objects_compacted: AtomicU64,
     spans_compacted: AtomicU64,
+    /// Live objects, under loom (see [`ZsPool::all_leaked`]).
+    objects: LeakTracker,
 }
 
 impl fmt::Debug for ZsPool {
@@ -189,6 +191,7 @@ impl ZsPool {
             footprint: AtomicUsize::new(0),
             objects_compacted: AtomicU64::new(0),
             spans_compacted: AtomicU64::new(0),
+            objects: LeakTracker::new(),
         })
     }
 
@@ -214,14 +217,18 @@ impl ZsPool {
     pub fn alloc(&self, len: usize) -> Result<Handle, Error> {
         let c = self.class_of_len(len)?;
         let (id, gen) = self.classes[c].alloc(len, None, &self.footprint)?;
-        Ok(Handle::new(c, id, gen))
+        let h = Handle::new(c, id, gen);
+        self.objects.track(h.to_raw());
+        Ok(h)
     }
 
     /// Allocates an object holding `data`, in one lock hold.
     pub fn insert(&self, data: &[u8]) -> Result<Handle, Error> {
         let c = self.class_of_len(data.len())?;
         let (id, gen) = self.classes[c].alloc(data.len(), Some(data), &self.footprint)?;
-        Ok(Handle::new(c, id, gen))
+        let h = Handle::new(c, id, gen);
+        self.objects.track(h.to_raw());
+        Ok(h)
     }
 
     /// Overwrites an object; `data` must have the object's length.
@@ -256,7 +263,17 @@ impl ZsPool {
     /// Frees an object; returns its length.
     pub fn free(&self, h: Handle) -> Result<usize, Error> {
         let (class, id, gen) = self.class(h)?;
-        class.free(id, gen, &self.footprint)
+        let len = class.free(id, gen, &self.footprint)?;
+        self.objects.untrack(h.to_raw());
+        Ok(len)
+    }
+
+    /// Declares every object still allocated leaked: under loom, each is
+    /// reported as a leaked allocation at the end of the execution; free
+    /// otherwise. For an owner that frees all it knows of before dropping
+    /// the pool (zswap's `Drop`), so that what remains is what it lost.
+    pub(crate) fn all_leaked(&self) {
+        self.objects.all_leaked();
     }
 
     /// Compacts every class: moves objects out of the emptiest spans into

@@ -21,7 +21,7 @@
 
 use std::fmt;
 
-use crate::sync::{yield_now, AtomicBool, AtomicU8, Mutex, Ordering};
+use crate::sync::{yield_now, AtomicBool, AtomicU8, LeakTracker, Mutex, Ordering};
 use crate::Error;
 
 const ALLOCATED: u8 = 1;
@@ -70,6 +70,16 @@ pub struct SwapArea {
     /// Set (under the `free` lock) by [`close`](SwapArea::close): no slot is
     /// allocated or claimed again.
     closed: AtomicBool,
+    /// Live pins, under loom: two at once on one slot, or one never
+    /// dropped, fails the model.
+    pins: LeakTracker,
+}
+
+impl Drop for SwapArea {
+    fn drop(&mut self) {
+        // A pin borrows its area: one still live now was forgotten.
+        self.pins.all_leaked();
+    }
 }
 
 /// Free slots as a bitmap (1 = free) with a rotating cursor, so a slot can
@@ -181,6 +191,7 @@ impl SwapArea {
             state: (0..n).map(|_| AtomicU8::new(0)).collect(),
             free: Mutex::new(FreeMap::new(n)),
             closed: AtomicBool::new(false),
+            pins: LeakTracker::new(),
         })
     }
 
@@ -298,7 +309,10 @@ impl SwapArea {
                 return None;
             }
             match state.compare_exchange(s, s | PINNED, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return Some(SlotPin { area: self, offset }),
+                Ok(_) => {
+                    self.pins.track(u64::from(offset));
+                    return Some(SlotPin { area: self, offset });
+                }
                 Err(now) => s = now,
             }
         }
@@ -324,6 +338,8 @@ impl SwapArea {
     }
 
     fn unpin(&self, offset: u32) {
+        // Before the state changes: the next pin of this slot tracks anew.
+        self.pins.untrack(u64::from(offset));
         let state = &self.state[offset as usize];
         let mut s = state.load(Ordering::Acquire);
         loop {

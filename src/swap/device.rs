@@ -89,7 +89,7 @@ impl FileDevice {
     /// A swap file in the system's temporary directory, removed when the
     /// device is dropped.
     pub fn temp(pages: u64) -> Result<Self, Error> {
-        use std::sync::atomic::{AtomicU64 as StdCounter, Ordering as O};
+        use crate::sync::unmodeled::{AtomicU64 as StdCounter, Ordering as O};
         // Not a synchronization primitive: a process-wide counter for
         // unique file names.
         static NEXT: StdCounter = StdCounter::new(0);

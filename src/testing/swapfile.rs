@@ -5,7 +5,7 @@
 //! never wrong data, never a panic — with the checksummed device on. Driven
 //! by the `swapfile` fuzz target and its corpus replay in `tests/`.
 
-use std::sync::Arc;
+use crate::sync::Arc;
 
 use crate::{
     Checksummed, Error, GroupId, Groups, MemDevice, PoolLimit, SwapDevice, SwapSlot, Topology,
