@@ -17,6 +17,13 @@ if [ "$san" = address ]; then
 else
   args=(-s none)
 fi
+# The C codecs (liblz4, libzstd) are built by cc: with clang, instrument them
+# for libFuzzer too, or their fuzzing is blind (57 edges for libzstd without,
+# 1,879 with, in a 60 s trial). apt-get install clang.
+if command -v clang >/dev/null; then
+  export CC=clang CFLAGS="-fsanitize=fuzzer-no-link"
+  [ "$san" = address ] && export CFLAGS="-fsanitize=fuzzer-no-link -fsanitize=address"
+fi
 start=$(date +%s)
 cargo fuzz run "${args[@]}" "$target" "corpus/$target" -- \
   -max_total_time="$secs" -rss_limit_mb=4096 -print_final_stats=1 >"$log" 2>&1

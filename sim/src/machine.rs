@@ -83,6 +83,20 @@ pub fn policy_name(p: LruPolicy) -> &'static str {
     }
 }
 
+/// A swap file in the temporary directory, unlinked as soon as it is open:
+/// the device keeps its descriptor, and nothing is left behind however the
+/// run ends (an error, Ctrl-C, a kill).
+fn swap_file(pages: u64) -> anyhow::Result<FileDevice> {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("zswap-sim-{}-{n}.swap", std::process::id()));
+    let device = FileDevice::create(&path, pages)
+        .with_context(|| format!("creating the swap file {}", path.display()))?;
+    std::fs::remove_file(&path)
+        .with_context(|| format!("unlinking the swap file {}", path.display()))?;
+    Ok(device)
+}
+
 /// Runs `spec`; `bar` (if any) advances once per access.
 pub fn run(
     spec: &RunSpec,
@@ -100,8 +114,9 @@ pub fn run(
         &groups,
     )
     .with_context(|| format!("configuring zswap with compressor {:?}", spec.compressor))?;
-    let device = FileDevice::temp(spec.swap_pages()).context("creating the temporary swap file")?;
-    zswap.swapon(Box::new(device)).context("swapon")?;
+    zswap
+        .swapon(Box::new(swap_file(spec.swap_pages())?))
+        .context("swapon")?;
 
     let mut tenants = Vec::new();
     for (i, t) in spec.tenants.iter().enumerate() {

@@ -95,7 +95,8 @@ struct RunArgs {
     /// Print one JSON document instead of tables.
     #[arg(long)]
     json: bool,
-    /// Also draw pool bytes and writebacks over time into this SVG file.
+    /// Also draw pool bytes and writebacks over time into this SVG file
+    /// (with `--scenario all`, of the last scenario).
     #[arg(long, value_name = "FILE")]
     svg: Option<PathBuf>,
     /// Drive one tenant from a real access trace instead of a scenario.

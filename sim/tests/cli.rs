@@ -35,12 +35,27 @@ fn json(o: &Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).expect("--json prints one JSON document")
 }
 
-/// A scratch directory of this test's own.
-fn scratch(name: &str) -> PathBuf {
+/// A scratch directory of this test's own, removed when the test ends.
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
     let d = std::env::temp_dir().join(format!("zswap-sim-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    Scratch(d)
 }
 
 fn sum(groups: &serde_json::Value, key: &str) -> u64 {
@@ -131,7 +146,7 @@ fn svg_is_written_whole() {
     let svg = std::fs::read_to_string(&path).unwrap();
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     assert_eq!(
-        std::fs::read_dir(&d).unwrap().count(),
+        std::fs::read_dir(&*d).unwrap().count(),
         1,
         "no temporary file left"
     );
@@ -277,7 +292,7 @@ fn bad_input_fails_clearly() {
         "chart.svg",
     );
     // Nothing half-written anywhere in the scratch directory.
-    let left: Vec<_> = std::fs::read_dir(&d)
+    let left: Vec<_> = std::fs::read_dir(&*d)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.contains("tmp"))
