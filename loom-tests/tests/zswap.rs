@@ -264,3 +264,43 @@ fn global_lru_foreign_writeback_vs_invalidate() {
         assert_empty(&groups, &z);
     });
 }
+
+/// A compressor switch racing a store (which may have picked the old pool
+/// just before the switch) and the invalidation of the old pool's last
+/// entry (which gives the old pool's cached memory back when it is no
+/// longer current): every page reads back, nothing leaks (the pools' leak
+/// tracking), and the counters match.
+#[test]
+fn compressor_switch_vs_store_vs_last_free() {
+    model("compressor_switch_vs_store_vs_last_free", || {
+        let (groups, z) = setup();
+        let other = SwapSlot {
+            area: AreaId(0),
+            offset: 2,
+        };
+        // deflate's compressor state lives on the stack: give the threads
+        // room (loom's default coroutine stack is small).
+        let spawn = |f: Box<dyn FnOnce() + Send>| {
+            thread::Builder::new().stack_size(4 << 20).spawn(f).unwrap()
+        };
+        let switcher = {
+            let z = z.clone();
+            spawn(Box::new(move || z.set_compressor("deflate:1").unwrap()))
+        };
+        let storer = {
+            let z = z.clone();
+            spawn(Box::new(move || {
+                assert!(z.store(other, &page(2), GroupId::ROOT, N0).unwrap())
+            }))
+        };
+        z.invalidate(SLOT).unwrap();
+        switcher.join().unwrap();
+        storer.join().unwrap();
+        assert_eq!(z.stats().stored_pages, 1);
+        let mut got = vec![0u8; PAGE_SIZE];
+        assert!(z.load(other, &mut got).unwrap());
+        assert!(got == page(2));
+        z.invalidate(other).unwrap();
+        assert_empty(&groups, &z);
+    });
+}

@@ -266,6 +266,30 @@ mod tests {
         assert!(format!("{e:#}").contains("no key column"), "{e:#}");
     }
 
+    /// Garbage in any format is an error or some keys, never a panic.
+    #[test]
+    fn garbage_never_panics() {
+        let mut rng = crate::workload::Rng::new(7);
+        for round in 0..3000 {
+            let len = rng.below(200) as usize;
+            let alphabet = b"0123456789,x-.#\n\r lbnsizeobj_id";
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    if round % 2 == 0 {
+                        alphabet[rng.below(alphabet.len() as u64) as usize]
+                    } else {
+                        rng.next_u64() as u8
+                    }
+                })
+                .collect();
+            let mut k = Vec::new();
+            let _ = csv(&mut &bytes[..], round % 3 == 0, 1000, &mut k);
+            let _ = csv(&mut &bytes[..], false, 1000, &mut k);
+            let _ = oracle(&mut &bytes[..], 1000, &mut k);
+            assert!(k.len() <= 3000);
+        }
+    }
+
     #[test]
     fn oracle_records_and_truncation() {
         let mut data = Vec::new();
