@@ -6,6 +6,7 @@
 
 use proptest::prelude::*;
 use zswap::testing::zswap_model::{ZswapHarness, ZswapOp};
+use zswap::LruPolicy;
 
 fn op() -> impl Strategy<Value = ZswapOp> {
     prop_oneof![
@@ -35,8 +36,19 @@ proptest! {
 
     #[test]
     fn zswap_matches_model(ops in prop::collection::vec(op(), 1..250)) {
-        let mut h = ZswapHarness::new();
-        for op in &ops {
+        run(ZswapHarness::new(), &ops)?;
+    }
+
+    /// The same invariants hold with one list for everyone.
+    #[test]
+    fn global_lru_matches_model(ops in prop::collection::vec(op(), 1..250)) {
+        run(ZswapHarness::with_policy(LruPolicy::Global), &ops)?;
+    }
+}
+
+fn run(mut h: ZswapHarness, ops: &[ZswapOp]) -> Result<(), TestCaseError> {
+    {
+        for op in ops {
             if let Err(e) = h.apply(op) {
                 prop_assert!(false, "{}", e);
             }
@@ -45,4 +57,5 @@ proptest! {
             prop_assert!(false, "{}", e);
         }
     }
+    Ok(())
 }

@@ -6,8 +6,8 @@
 //! target.
 
 use crate::{
-    Error, GroupId, Groups, MemDevice, NodeId, PoolLimit, SwapSlot, Topology, Zswap, ZswapConfig,
-    PAGE_SIZE,
+    Error, GroupId, Groups, LruPolicy, MemDevice, NodeId, PoolLimit, SwapSlot, Topology, Zswap,
+    ZswapConfig, PAGE_SIZE,
 };
 
 /// One operation; picks are taken modulo what exists.
@@ -72,10 +72,16 @@ impl Default for ZswapHarness {
 impl ZswapHarness {
     /// A zswap with a 192 KiB pool limit over a 4096-page memory device.
     pub fn new() -> Self {
+        Self::with_policy(LruPolicy::PerGroup)
+    }
+
+    /// The same with the lists of `policy`.
+    pub fn with_policy(policy: LruPolicy) -> Self {
         let groups = Groups::new();
         let zswap = Zswap::new(
             ZswapConfig::default()
                 .shrinker(false)
+                .lru_policy(policy)
                 .topology(Topology::single())
                 .max_pool(PoolLimit::Bytes(192 * 1024)),
             &groups,
