@@ -1,11 +1,12 @@
 //! `--svg FILE`: each group's pool bytes and cumulative writebacks over the
-//! run, two panels, drawn with plotters into one SVG written atomically.
+//! run (the foreign share of the writebacks dashed), two panels, drawn with
+//! plotters into one SVG written atomically.
 
 use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::report::Report;
+use crate::report::{Report, Sample};
 
 const COLORS: [RGBColor; 6] = [
     RGBColor(31, 119, 180),
@@ -26,10 +27,12 @@ pub fn write(path: &Path, runs: &[&Report]) -> anyhow::Result<()> {
         let cols = root.split_evenly((1, runs.len()));
         for (area, r) in cols.iter().zip(runs) {
             let (top, bottom) = area.split_vertically(360);
-            panel(&top, r, "pool MiB", |s, i| {
+            panel(&top, r, "pool MiB", None, |s, i| {
                 s.groups[i].pool_bytes as f64 / 1048576.0
             })?;
-            panel(&bottom, r, "pages written back", |s, i| {
+            // The foreign share of the writebacks, dashed, where there is one.
+            let foreign: &dyn Fn(&Sample, usize) -> f64 = &|s, i| s.groups[i].foreign as f64;
+            panel(&bottom, r, "pages written back", Some(foreign), |s, i| {
                 s.groups[i].zswpwb as f64
             })?;
         }
@@ -46,7 +49,8 @@ fn panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     r: &Report,
     what: &str,
-    y: impl Fn(&crate::report::Sample, usize) -> f64,
+    dashed: Option<&dyn Fn(&Sample, usize) -> f64>,
+    y: impl Fn(&Sample, usize) -> f64,
 ) -> anyhow::Result<()>
 where
     DB::ErrorType: 'static,
@@ -93,6 +97,20 @@ where
             .map_err(draw)?
             .label(g.name.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+        let Some(d) = dashed else { continue };
+        if r.timeline.iter().all(|s| d(s, i) == 0.0) {
+            continue;
+        }
+        chart
+            .draw_series(DashedLineSeries::new(
+                r.timeline.iter().map(|s| (s.access as f64, d(s, i))),
+                6,
+                4,
+                color.stroke_width(2),
+            ))
+            .map_err(draw)?
+            .label(format!("{} (foreign)", g.name))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 6, y)], color));
     }
     chart
         .configure_series_labels()
