@@ -17,6 +17,9 @@ const COLORS: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
+/// One value per (timeline point, group).
+type Series = dyn Fn(&Sample, usize) -> f64;
+
 /// Draws `runs` (one, or two for `--compare`) side by side into `path`.
 pub fn write(path: &Path, runs: &[&Report]) -> anyhow::Result<()> {
     let mut svg = String::new();
@@ -31,7 +34,7 @@ pub fn write(path: &Path, runs: &[&Report]) -> anyhow::Result<()> {
                 s.groups[i].pool_bytes as f64 / 1048576.0
             })?;
             // The foreign share of the writebacks, dashed, where there is one.
-            let foreign: &dyn Fn(&Sample, usize) -> f64 = &|s, i| s.groups[i].foreign as f64;
+            let foreign: &Series = &|s, i| s.groups[i].foreign as f64;
             panel(&bottom, r, "pages written back", Some(foreign), |s, i| {
                 s.groups[i].zswpwb as f64
             })?;
@@ -49,7 +52,7 @@ fn panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     r: &Report,
     what: &str,
-    dashed: Option<&dyn Fn(&Sample, usize) -> f64>,
+    dashed: Option<&Series>,
     y: impl Fn(&Sample, usize) -> f64,
 ) -> anyhow::Result<()>
 where
