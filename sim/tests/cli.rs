@@ -210,6 +210,14 @@ fn capture_then_advise_a_child_process() {
     let mut child = Command::new("sleep").arg("30").spawn().unwrap();
     let out = d.join("sleep.pages");
     let pid = child.id().to_string();
+    // Capture the exec'd `sleep`, not the test process's copy between fork
+    // and exec (whose mappings change under the reader).
+    let comm = format!("/proc/{pid}/comm");
+    let started = std::time::Instant::now();
+    while std::fs::read_to_string(&comm).map_or(true, |c| c.trim() != "sleep") {
+        assert!(started.elapsed().as_secs() < 10, "sleep did not start");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     let o = sim_raw(&["capture", "--pid", &pid, "--out", out.to_str().unwrap()]);
     let _ = child.kill();
     let _ = child.wait();
