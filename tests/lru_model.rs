@@ -39,10 +39,7 @@ fn op() -> impl Strategy<Value = LruOp> {
 }
 
 fn cases() -> u32 {
-    std::env::var("ZSWAP_PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3000)
+    zswap::testing::proptest_cases(3000)
 }
 
 proptest! {

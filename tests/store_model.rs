@@ -22,10 +22,7 @@ fn op() -> impl Strategy<Value = StoreOp> {
 }
 
 fn cases() -> u32 {
-    std::env::var("ZSWAP_PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000)
+    zswap::testing::proptest_cases(1000)
 }
 
 fn run(mut h: StoreHarness, ops: &[StoreOp]) -> Result<(), TestCaseError> {

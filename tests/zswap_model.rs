@@ -25,10 +25,7 @@ fn op() -> impl Strategy<Value = ZswapOp> {
 }
 
 fn cases() -> u32 {
-    std::env::var("ZSWAP_PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000)
+    zswap::testing::proptest_cases(1000)
 }
 
 proptest! {
@@ -47,15 +44,13 @@ proptest! {
 }
 
 fn run(mut h: ZswapHarness, ops: &[ZswapOp]) -> Result<(), TestCaseError> {
-    {
-        for op in ops {
-            if let Err(e) = h.apply(op) {
-                prop_assert!(false, "{}", e);
-            }
-        }
-        if let Err(e) = h.drain() {
+    for op in ops {
+        if let Err(e) = h.apply(op) {
             prop_assert!(false, "{}", e);
         }
+    }
+    if let Err(e) = h.drain() {
+        prop_assert!(false, "{}", e);
     }
     Ok(())
 }

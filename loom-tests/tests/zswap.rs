@@ -19,6 +19,11 @@ const SLOT: SwapSlot = SwapSlot {
     area: AreaId(0),
     offset: 1,
 };
+/// A second slot, for a store racing something done to `SLOT`.
+const OTHER: SwapSlot = SwapSlot {
+    area: AreaId(0),
+    offset: 2,
+};
 
 fn page(tag: u8) -> Vec<u8> {
     (0..PAGE_SIZE)
@@ -26,16 +31,24 @@ fn page(tag: u8) -> Vec<u8> {
         .collect()
 }
 
+/// A tiny zswap with the lists of `policy`: no worker, one node, no pool
+/// limit to speak of, a 4-page memory device.
+fn tiny(groups: &Groups, policy: LruPolicy) -> Zswap {
+    let cfg = ZswapConfig::default()
+        .shrinker(false)
+        .lru_policy(policy)
+        .topology(Topology::single())
+        .max_pool(PoolLimit::Bytes(1 << 30));
+    let z = Zswap::new(cfg, groups).unwrap();
+    z.swapon(Box::new(MemDevice::new(4))).unwrap();
+    z
+}
+
 /// A zswap holding `page(1)` at `SLOT`, its referenced mark already cleared
 /// so the next scan writes it back.
 fn setup() -> (Groups, Arc<Zswap>) {
     let groups = Groups::new();
-    let cfg = ZswapConfig::default()
-        .shrinker(false)
-        .topology(Topology::single())
-        .max_pool(PoolLimit::Bytes(1 << 30));
-    let z = Zswap::new(cfg, &groups).unwrap();
-    z.swapon(Box::new(MemDevice::new(4))).unwrap();
+    let z = tiny(&groups, LruPolicy::PerGroup);
     assert!(z.store(SLOT, &page(1), GroupId::ROOT, N0).unwrap());
     assert_eq!(z.scan(N0, GroupId::ROOT, 1).unwrap(), 0, "second chance");
     (groups, Arc::new(z))
@@ -232,24 +245,14 @@ fn global_lru_foreign_writeback_vs_invalidate() {
         let bystander = groups.create(GroupId::ROOT).unwrap();
         let limited = groups.create(GroupId::ROOT).unwrap();
         groups.set_zswap_max(limited, Some(0)).unwrap();
-        let cfg = ZswapConfig::default()
-            .shrinker(false)
-            .lru_policy(LruPolicy::Global)
-            .topology(Topology::single())
-            .max_pool(PoolLimit::Bytes(1 << 30));
-        let z = Zswap::new(cfg, &groups).unwrap();
-        z.swapon(Box::new(MemDevice::new(4))).unwrap();
+        let z = tiny(&groups, LruPolicy::Global);
         assert!(z.store(SLOT, &page(1), bystander, N0).unwrap());
         // Everyone's list is the root's; clear the referenced mark.
         assert_eq!(z.scan(N0, GroupId::ROOT, 1).unwrap(), 0, "second chance");
         let z = Arc::new(z);
-        let other = SwapSlot {
-            area: AreaId(0),
-            offset: 2,
-        };
         let storer = {
             let z = z.clone();
-            thread::spawn(move || z.store(other, &page(2), limited, N0).unwrap())
+            thread::spawn(move || z.store(OTHER, &page(2), limited, N0).unwrap())
         };
         z.invalidate(SLOT).unwrap();
         assert!(!storer.join().unwrap(), "over its limit: rejected");
@@ -274,10 +277,6 @@ fn global_lru_foreign_writeback_vs_invalidate() {
 fn compressor_switch_vs_store_vs_last_free() {
     model("compressor_switch_vs_store_vs_last_free", || {
         let (groups, z) = setup();
-        let other = SwapSlot {
-            area: AreaId(0),
-            offset: 2,
-        };
         // deflate's compressor state lives on the stack: give the threads
         // room (loom's default coroutine stack is small).
         let spawn = |f: Box<dyn FnOnce() + Send>| {
@@ -290,7 +289,7 @@ fn compressor_switch_vs_store_vs_last_free() {
         let storer = {
             let z = z.clone();
             spawn(Box::new(move || {
-                assert!(z.store(other, &page(2), GroupId::ROOT, N0).unwrap())
+                assert!(z.store(OTHER, &page(2), GroupId::ROOT, N0).unwrap())
             }))
         };
         z.invalidate(SLOT).unwrap();
@@ -298,9 +297,9 @@ fn compressor_switch_vs_store_vs_last_free() {
         storer.join().unwrap();
         assert_eq!(z.stats().stored_pages, 1);
         let mut got = vec![0u8; PAGE_SIZE];
-        assert!(z.load(other, &mut got).unwrap());
+        assert!(z.load(OTHER, &mut got).unwrap());
         assert!(got == page(2));
-        z.invalidate(other).unwrap();
+        z.invalidate(OTHER).unwrap();
         assert_empty(&groups, &z);
     });
 }

@@ -232,10 +232,10 @@ pub fn advice_table(r: &AdviceReport) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{}: {} pages ({:.1} MiB), {} same-filled (zswap keeps each as one word)",
+        "{}: {} pages ({} MiB), {} same-filled (zswap keeps each as one word)",
         r.file,
         r.pages,
-        (r.pages * PAGE_SIZE as u64) as f64 / 1048576.0,
+        crate::report::mib(r.pages * PAGE_SIZE as u64),
         r.same_filled
     );
     let _ = writeln!(

@@ -65,13 +65,14 @@ pub struct RunSpec {
 }
 
 impl RunSpec {
-    /// Swap slots the run can need: every page any tenant can touch.
+    /// Swap slots the run can need: every page any tenant can touch (a
+    /// trace tenant's pattern is sized to the trace's distinct pages).
     fn swap_pages(&self) -> u64 {
-        let pages: u64 = match &self.keys {
-            Some(k) => k.iter().map(|k| k.len() as u64).sum(),
-            None => self.tenants.iter().map(|t| t.pattern.footprint()).sum(),
-        };
-        pages + 1024
+        self.tenants
+            .iter()
+            .map(|t| t.pattern.footprint())
+            .sum::<u64>()
+            + 1024
     }
 }
 

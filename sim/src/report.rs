@@ -135,7 +135,8 @@ impl Report {
     }
 }
 
-fn mib(b: u64) -> String {
+/// Bytes as MiB with one decimal.
+pub fn mib(b: u64) -> String {
     format!("{:.1}", b as f64 / (1024.0 * 1024.0))
 }
 

@@ -4,6 +4,15 @@
 
 #![allow(missing_docs)]
 
+/// Proptest cases for a state-machine test: `ZSWAP_PROPTEST_CASES` if set
+/// to a number, else `default`.
+pub fn proptest_cases(default: u32) -> u32 {
+    std::env::var("ZSWAP_PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// An incompressible page: xorshift bytes from `seed`.
 pub fn random_page(seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
