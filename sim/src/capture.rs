@@ -77,7 +77,11 @@ pub fn capture(pid: u32, out: &Path, max_pages: u64) -> anyhow::Result<Captured>
             Some(e) => {
                 bail!("reading process {pid}'s memory: {e}: capturing needs root or ptrace rights")
             }
-            None => bail!("process {pid} has no readable anonymous pages"),
+            None => bail!(
+                "process {pid} has no readable anonymous pages ({} mappings, {} pages unreadable)",
+                got.mappings,
+                got.unreadable
+            ),
         }
     }
     file.commit()?;

@@ -4,8 +4,9 @@
 //! formats, capture and advise, and each bad input (non-zero exit, a clear
 //! message, no output file left behind).
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 fn sim(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_zswap-sim"))
@@ -207,17 +208,23 @@ fn traces_in_each_format() {
 #[test]
 fn capture_then_advise_a_child_process() {
     let d = scratch("capture");
-    let mut child = Command::new("sleep").arg("30").spawn().unwrap();
-    let out = d.join("sleep.pages");
+    // A shell that fills its heap, says so, then blocks reading its stdin:
+    // once "ready" arrives the heap exists and stays put while we read it.
+    // (A bare `sleep` caught just after exec has no anonymous pages yet:
+    // the dynamic loader has not run.)
+    let mut child = Command::new("sh")
+        .args(["-c", "v=$(seq 1 20000); echo ready; read x"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = d.join("sh.pages");
     let pid = child.id().to_string();
-    // Capture the exec'd `sleep`, not the test process's copy between fork
-    // and exec (whose mappings change under the reader).
-    let comm = format!("/proc/{pid}/comm");
-    let started = std::time::Instant::now();
-    while std::fs::read_to_string(&comm).map_or(true, |c| c.trim() != "sleep") {
-        assert!(started.elapsed().as_secs() < 10, "sleep did not start");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
     let o = sim_raw(&["capture", "--pid", &pid, "--out", out.to_str().unwrap()]);
     let _ = child.kill();
     let _ = child.wait();
