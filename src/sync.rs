@@ -24,7 +24,8 @@ mod imp {
     pub(crate) use std::hint::spin_loop;
     pub(crate) use std::sync::atomic::fence;
     pub(crate) use std::sync::atomic::{
-        AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+        AtomicBool, AtomicI64, AtomicPtr, AtomicU16, AtomicU32, AtomicU64, AtomicU8, AtomicUsize,
+        Ordering,
     };
     pub(crate) use std::sync::Arc;
     pub(crate) use std::thread::yield_now;
@@ -126,6 +127,18 @@ mod imp {
         #[inline]
         pub(crate) fn all_leaked(&self) {}
     }
+    /// One allocation loom should see leak (a field of a hand-counted
+    /// node: the LRU's items). Nothing in a normal build.
+    #[derive(Debug, Default)]
+    pub(crate) struct Tracked;
+
+    impl Tracked {
+        /// A live allocation.
+        #[inline]
+        pub(crate) fn new() -> Self {
+            Tracked
+        }
+    }
 }
 
 #[cfg(loom)]
@@ -135,7 +148,8 @@ mod imp {
     pub(crate) use loom::hint::spin_loop;
     pub(crate) use loom::sync::atomic::fence;
     pub(crate) use loom::sync::atomic::{
-        AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+        AtomicBool, AtomicI64, AtomicPtr, AtomicU16, AtomicU32, AtomicU64, AtomicU8, AtomicUsize,
+        Ordering,
     };
     pub(crate) use loom::sync::Arc;
     pub(crate) use loom::thread::yield_now;
@@ -208,6 +222,18 @@ mod imp {
             for (_, track) in self.map().drain() {
                 std::mem::forget(track);
             }
+        }
+    }
+
+    /// One allocation loom reports as leaked if it is never dropped (a
+    /// field of a hand-counted node: the LRU's items).
+    #[derive(Debug)]
+    pub(crate) struct Tracked(#[allow(dead_code)] loom::alloc::Track<()>);
+
+    impl Tracked {
+        /// A live allocation.
+        pub(crate) fn new() -> Self {
+            Tracked(loom::alloc::Track::new(()))
         }
     }
 }

@@ -5,8 +5,8 @@
 
 use zswap::testing::{random_page, sample_pages};
 use zswap::{
-    Error, GroupId, GroupStats, Groups, LruPolicy, MemDevice, NodeId, PoolLimit, ShrinkResult,
-    SwapSlot, Zswap, ZswapConfig, PAGE_SIZE,
+    Error, FileDevice, GroupId, GroupStats, Groups, LruPolicy, MemDevice, NodeId, PoolLimit,
+    ShrinkResult, SwapSlot, Zswap, ZswapConfig, PAGE_SIZE,
 };
 
 /// The real sample without its same-filled pages.
@@ -433,4 +433,34 @@ fn drop_uncharges_everything() {
     let gs = groups.stats(g).unwrap();
     assert_eq!((gs.zswap, gs.zswapped), (0, 0));
     assert_eq!(gs.zswpout, 50, "events stay counted");
+}
+
+/// Writeback to a direct-I/O swap file (`O_DIRECT`, as the kernel writes
+/// swap), where the file system has it: every page written back and read
+/// in again is the page that went out.
+#[test]
+fn writeback_to_a_direct_swap_file() {
+    let dirs = [std::env::temp_dir(), env!("CARGO_TARGET_TMPDIR").into()];
+    let Some(dev) = dirs
+        .iter()
+        .find_map(|d| FileDevice::temp_in(d, 256, true).ok())
+    else {
+        eprintln!("no direct I/O on this machine's file systems: skipped");
+        return;
+    };
+    let groups = Groups::new();
+    let g = groups.create(GroupId::ROOT).unwrap();
+    let z = Zswap::new(ZswapConfig::default().shrinker(false), &groups).unwrap();
+    z.swapon(Box::new(dev)).unwrap();
+    let pages: Vec<_> = pages().into_iter().take(200).collect();
+    let slots: Vec<_> = pages.iter().map(|p| z.swap_out(p, g).unwrap()).collect();
+    // One pass clears the referenced marks, the next writes back.
+    z.scan(NodeId::ZERO, g, pages.len()).unwrap();
+    assert_eq!(z.scan(NodeId::ZERO, g, pages.len()).unwrap(), pages.len());
+    let mut page = vec![0u8; PAGE_SIZE];
+    for (slot, p) in slots.iter().zip(&pages) {
+        z.swap_in(*slot, &mut page).unwrap();
+        assert_eq!(&page, p);
+    }
+    assert_eq!(z.stats().written_back_pages, pages.len() as u64);
 }

@@ -7,6 +7,12 @@
 //! allocate. Identity is the node's address: it survives rotation,
 //! isolation, putback and reparenting, and [`Item::ptr_eq`] compares it.
 //!
+//! The count is the node's own (one word, as `std::sync::Arc` counts but
+//! without its weak count, which nothing here needs): what the LRU adds to a
+//! value is 40 bytes, the count, the state word, the owner word and the
+//! links. Under loom each node carries a tracked allocation, so a node never
+//! freed fails the model.
+//!
 //! The node's state lives in one atomic word so that every transition is a
 //! single atomic step:
 //!
@@ -31,11 +37,12 @@
 //! is what keeps one lru from following another lru's pointers.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::ops::Deref;
-use std::ptr;
+use std::ptr::{self, NonNull};
 
 use super::list::ListOne;
-use crate::sync::{Arc, AtomicPtr, AtomicUsize, Ordering, UnsafeCell};
+use crate::sync::{fence, AtomicPtr, AtomicUsize, Ordering, Tracked, UnsafeCell};
 
 pub(super) const DETACHED: usize = 0;
 pub(super) const LINKED: usize = 1;
@@ -50,12 +57,16 @@ pub(super) struct Link<T> {
 
 /// The allocation behind an [`Item`].
 pub(super) struct Node<T> {
+    /// Handles to this node, counting the one a list holds while linked.
+    refs: AtomicUsize,
     value: T,
     /// Tagged `*const ListOne<T>`: see the module docs.
     word: AtomicPtr<ListOne<T>>,
     /// Address of the `LruInner` this item is bound to; 0 while unbound.
     lru: AtomicUsize,
     pub(super) link: UnsafeCell<Link<T>>,
+    /// Loom's leak check of the node (nothing in a normal build).
+    _tracked: Tracked,
 }
 
 // SAFETY: `value` is shared as `&T` across threads (needs `T: Sync`) and may be
@@ -157,12 +168,25 @@ impl<T> Node<T> {
 /// assert!(Item::ptr_eq(&a, &b) && *b == 7);
 /// assert!(!Item::ptr_eq(&a, &Item::new(7)));
 /// ```
-pub struct Item<T>(pub(super) Arc<Node<T>>);
+pub struct Item<T> {
+    node: NonNull<Node<T>>,
+    _owns: PhantomData<Node<T>>,
+}
+
+// SAFETY: an item shares its node across threads as `Arc<Node<T>>` would, and
+// the node is `Send + Sync` exactly when `T: Send + Sync`.
+unsafe impl<T: Send + Sync> Send for Item<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send + Sync> Sync for Item<T> {}
+
+/// More handles than this to one node is a leak loop: abort, as `Arc` does.
+const MAX_REFS: usize = isize::MAX as usize;
 
 impl<T> Item<T> {
     /// A new item holding `value`, on no list.
     pub fn new(value: T) -> Self {
-        Item(Arc::new(Node {
+        let node = Box::new(Node {
+            refs: AtomicUsize::new(1),
             value,
             word: AtomicPtr::new(Word::<T>::detached().0),
             lru: AtomicUsize::new(0),
@@ -170,36 +194,44 @@ impl<T> Item<T> {
                 prev: ptr::null(),
                 next: ptr::null(),
             }),
-        }))
+            _tracked: Tracked::new(),
+        });
+        Item {
+            node: NonNull::from(Box::leak(node)),
+            _owns: PhantomData,
+        }
     }
 
     /// Whether two handles are the same item.
     pub fn ptr_eq(a: &Self, b: &Self) -> bool {
-        Arc::ptr_eq(&a.0, &b.0)
+        a.node == b.node
     }
 
     /// Whether the item is on a list now (a racy snapshot).
     pub fn is_linked(&self) -> bool {
-        self.0.word().tag() == LINKED
+        self.node().word().tag() == LINKED
     }
 
     /// Whether a walker or `isolate` holds the item off its list now (a racy
     /// snapshot).
     pub fn is_isolated(&self) -> bool {
-        self.0.word().tag() == ISOLATED
+        self.node().word().tag() == ISOLATED
     }
 
     pub(super) fn node(&self) -> &Node<T> {
-        &self.0
+        // SAFETY: this handle holds a reference, so the node is alive.
+        unsafe { self.node.as_ref() }
     }
 
     pub(super) fn as_ptr(&self) -> *const Node<T> {
-        Arc::as_ptr(&self.0)
+        self.node.as_ptr()
     }
 
     /// Leaks one reference as the raw pointer a list holds.
     pub(super) fn into_raw(self) -> *const Node<T> {
-        Arc::into_raw(self.0)
+        let ptr = self.as_ptr();
+        std::mem::forget(self);
+        ptr
     }
 
     /// Takes back a reference leaked by [`into_raw`](Self::into_raw).
@@ -208,8 +240,11 @@ impl<T> Item<T> {
     /// `ptr` must come from `into_raw`, and that reference must not be taken
     /// back twice.
     pub(super) unsafe fn from_raw(ptr: *const Node<T>) -> Self {
-        // SAFETY: forwarded to the caller.
-        Item(unsafe { Arc::from_raw(ptr) })
+        Item {
+            // SAFETY: `into_raw` gave out a node's address, never null.
+            node: unsafe { NonNull::new_unchecked(ptr.cast_mut()) },
+            _owns: PhantomData,
+        }
     }
 
     /// A new handle to the node at `ptr`.
@@ -218,18 +253,45 @@ impl<T> Item<T> {
     /// `ptr` must point at a live node (one whose reference count the caller
     /// knows to be positive for the duration of this call).
     pub(super) unsafe fn clone_raw(ptr: *const Node<T>) -> Self {
-        // SAFETY: the node is live, so its count is at least one; we add one
-        // and adopt it.
+        // SAFETY: the node is live (the caller's promise), so reading its
+        // count is sound; we add one and adopt it.
         unsafe {
-            Arc::increment_strong_count(ptr);
-            Item(Arc::from_raw(ptr))
+            acquire_ref(&(*ptr).refs);
+            Self::from_raw(ptr)
         }
+    }
+}
+
+/// Adds a reference. Relaxed, as `Arc::clone`: a new handle is made from
+/// an existing one, which already orders everything the node holds.
+fn acquire_ref(refs: &AtomicUsize) {
+    if refs.fetch_add(1, Ordering::Relaxed) > MAX_REFS {
+        std::process::abort();
     }
 }
 
 impl<T> Clone for Item<T> {
     fn clone(&self) -> Self {
-        Item(self.0.clone())
+        acquire_ref(&self.node().refs);
+        Item {
+            node: self.node,
+            _owns: PhantomData,
+        }
+    }
+}
+
+impl<T> Drop for Item<T> {
+    fn drop(&mut self) {
+        // Release: our uses of the node happen before its free; the last
+        // dropper's Acquire fence sees every other dropper's uses (the
+        // protocol of `Arc::drop`).
+        if self.node().refs.fetch_sub(1, Ordering::Release) != 1 {
+            return;
+        }
+        fence(Ordering::Acquire);
+        // SAFETY: that was the last reference: no handle and no list holds
+        // the node, and `Item::new` made it with `Box`.
+        drop(unsafe { Box::from_raw(self.node.as_ptr()) });
     }
 }
 
@@ -237,20 +299,20 @@ impl<T> Deref for Item<T> {
     type Target = T;
 
     fn deref(&self) -> &T {
-        &self.0.value
+        &self.node().value
     }
 }
 
 impl<T: fmt::Debug> fmt::Debug for Item<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Item").field(&self.0.value).finish()
+        f.debug_tuple("Item").field(&self.node().value).finish()
     }
 }
 
-/// Bytes one item takes on the heap: the reference counts, the node (the
-/// value, its state word, its owner word, its links).
+/// Bytes one item takes on the heap: the node (its count, the value, its
+/// state word, its owner word, its links), before the allocator's rounding.
 pub(crate) const fn item_bytes<T>() -> usize {
-    2 * std::mem::size_of::<usize>() + std::mem::size_of::<Node<T>>()
+    std::mem::size_of::<Node<T>>()
 }
 
 /// The value of the node at `ptr`.

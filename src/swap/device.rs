@@ -5,19 +5,59 @@
 //!   lock). Durability: none is promised or paid for. Like the kernel's swap,
 //!   the file's contents mean nothing after the process ends, so there is no
 //!   `fsync`; a write is complete when `pwrite` has taken all its bytes, and
-//!   a short or failed write is an error the caller sees.
+//!   a short or failed write is an error the caller sees. Buffered by
+//!   default (a written page lands in the page cache and the kernel flushes
+//!   it later), or direct ([`FileDevice::create_direct`], `O_DIRECT`) as
+//!   the kernel itself writes swap: the page goes to the disk, and memory
+//!   written back is memory freed, not moved into the page cache. Direct
+//!   I/O needs 4 KiB-aligned buffers; a caller's unaligned page goes
+//!   through a per-thread aligned copy.
 //! - [`MemDevice`]: pages in memory, for tests and for programs that want
 //!   zswap's accounting without a disk.
 //! - [`Checksummed`]: wraps any device with a per-page 64-bit checksum kept
 //!   in memory, so a page corrupted on the device reads as
 //!   [`Error::Corrupt`], never as wrong data.
 
+use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::sync::{AtomicU64, Mutex, Ordering};
 use crate::{Error, PAGE_SIZE};
+
+/// A page aligned for direct I/O (to 4 KiB, which covers every logical
+/// block size).
+#[repr(C, align(4096))]
+pub(crate) struct AlignedPage(pub(crate) [u8; PAGE_SIZE]);
+
+impl AlignedPage {
+    /// A zeroed page on the heap.
+    pub(crate) fn boxed() -> Box<AlignedPage> {
+        Box::new(AlignedPage([0; PAGE_SIZE]))
+    }
+}
+
+// The copy an unaligned page goes through on a direct device.
+crate::sync::thread_scratch! {
+    static BOUNCE: RefCell<Option<Box<AlignedPage>>> = RefCell::new(None);
+}
+
+/// Whether `page` may go to a direct device as it is.
+fn is_aligned(page: &[u8]) -> bool {
+    page.as_ptr().addr() % PAGE_SIZE == 0
+}
+
+/// Runs `f` on this thread's aligned bounce page.
+fn with_bounce<R>(f: impl FnOnce(&mut [u8; PAGE_SIZE]) -> Result<R, Error>) -> Result<R, Error> {
+    BOUNCE.with(|cell| {
+        let mut slot = cell.try_borrow_mut().map_err(|_| Error::Io {
+            kind: std::io::ErrorKind::WouldBlock,
+            msg: "direct I/O bounce buffer in use".into(),
+        })?;
+        f(&mut slot.get_or_insert_with(AlignedPage::boxed).0)
+    })
+}
 
 /// A device of 4 KiB pages addressed by slot offset.
 pub trait SwapDevice: Send + Sync {
@@ -60,13 +100,27 @@ pub struct FileDevice {
     pages: u64,
     path: PathBuf,
     remove_on_drop: bool,
+    direct: bool,
 }
 
 impl FileDevice {
     /// Creates (or truncates) the file at `path`, sized for `pages` pages
-    /// (sparse: nothing is written until pages are).
+    /// (sparse: nothing is written until pages are). Buffered I/O.
     pub fn create(path: impl AsRef<Path>, pages: u64) -> Result<Self, Error> {
-        let path = path.as_ref().to_path_buf();
+        Self::open(path.as_ref(), pages, false)
+    }
+
+    /// As [`create`](Self::create), with direct I/O (`O_DIRECT`): pages
+    /// bypass the page cache, as the kernel's swap writes do. A file system
+    /// without direct I/O (tmpfs among them) refuses it with
+    /// [`Error::Io`].
+    pub fn create_direct(path: impl AsRef<Path>, pages: u64) -> Result<Self, Error> {
+        Self::open(path.as_ref(), pages, true)
+    }
+
+    fn open(path: &Path, pages: u64, direct: bool) -> Result<Self, Error> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = path.to_path_buf();
         let bytes = pages
             .checked_mul(PAGE_SIZE as u64)
             .filter(|_| pages > 0)
@@ -76,19 +130,35 @@ impl FileDevice {
             .write(true)
             .create(true)
             .truncate(true)
-            .open(&path)?;
+            .custom_flags(if direct { libc::O_DIRECT } else { 0 })
+            .open(&path)
+            .map_err(|e| Error::Io {
+                kind: e.kind(),
+                msg: format!(
+                    "{}{}: {e}",
+                    path.display(),
+                    if direct { " (O_DIRECT)" } else { "" }
+                ),
+            })?;
         file.set_len(bytes)?;
         Ok(FileDevice {
             file,
             pages,
             path,
             remove_on_drop: false,
+            direct,
         })
     }
 
     /// A swap file in the system's temporary directory, removed when the
-    /// device is dropped.
+    /// device is dropped. Buffered I/O.
     pub fn temp(pages: u64) -> Result<Self, Error> {
+        Self::temp_in(&std::env::temp_dir(), pages, false)
+    }
+
+    /// As [`temp`](Self::temp) in `dir`, with direct I/O if `direct` (see
+    /// [`create_direct`](Self::create_direct)).
+    pub fn temp_in(dir: &Path, pages: u64, direct: bool) -> Result<Self, Error> {
         use crate::sync::unmodeled::{AtomicU64 as StdCounter, Ordering as O};
         // Not a synchronization primitive: a process-wide counter for
         // unique file names.
@@ -98,7 +168,7 @@ impl FileDevice {
             std::process::id(),
             NEXT.fetch_add(1, O::Relaxed)
         );
-        let mut dev = Self::create(std::env::temp_dir().join(name), pages)?;
+        let mut dev = Self::open(&dir.join(name), pages, direct)?;
         dev.remove_on_drop = true;
         Ok(dev)
     }
@@ -106,6 +176,11 @@ impl FileDevice {
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether the file is open for direct I/O.
+    pub fn is_direct(&self) -> bool {
+        self.direct
     }
 }
 
@@ -124,12 +199,27 @@ impl SwapDevice for FileDevice {
 
     fn read_page(&self, offset: u64, page: &mut [u8]) -> Result<(), Error> {
         check(self.pages, offset, page.len())?;
-        Ok(self.file.read_exact_at(page, offset * PAGE_SIZE as u64)?)
+        let at = offset * PAGE_SIZE as u64;
+        if !self.direct || is_aligned(page) {
+            return Ok(self.file.read_exact_at(page, at)?);
+        }
+        with_bounce(|buf| {
+            self.file.read_exact_at(buf, at)?;
+            page.copy_from_slice(buf);
+            Ok(())
+        })
     }
 
     fn write_page(&self, offset: u64, page: &[u8]) -> Result<(), Error> {
         check(self.pages, offset, page.len())?;
-        Ok(self.file.write_all_at(page, offset * PAGE_SIZE as u64)?)
+        let at = offset * PAGE_SIZE as u64;
+        if !self.direct || is_aligned(page) {
+            return Ok(self.file.write_all_at(page, at)?);
+        }
+        with_bounce(|buf| {
+            buf.copy_from_slice(page);
+            Ok(self.file.write_all_at(buf, at)?)
+        })
     }
 }
 
@@ -295,5 +385,48 @@ mod tests {
         assert_eq!(dev.read_page(1, &mut page), Err(Error::Corrupt(1)));
         // Unwritten pages are not checked.
         dev.read_page(0, &mut page).unwrap();
+    }
+
+    /// A direct device (where the file system has direct I/O: the test
+    /// tries the temporary directory, then the crate's own) reads what it
+    /// wrote through aligned and unaligned buffers alike; where neither has
+    /// it, opening is a typed error that names `O_DIRECT`.
+    #[test]
+    fn direct_io_reads_what_it_wrote() {
+        let dirs = [
+            std::env::temp_dir(),
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+        ];
+        let mut refused = Vec::new();
+        let dev = dirs
+            .iter()
+            .find_map(|d| match FileDevice::temp_in(d, 4, true) {
+                Ok(dev) => Some(dev),
+                Err(e) => {
+                    assert!(
+                        matches!(&e, Error::Io { msg, .. } if msg.contains("O_DIRECT")),
+                        "{e}"
+                    );
+                    refused.push(e);
+                    None
+                }
+            });
+        let Some(dev) = dev else {
+            eprintln!("no direct I/O here: {refused:?}");
+            return;
+        };
+        assert!(dev.is_direct());
+        exercise(&dev);
+        let mut aligned = AlignedPage::boxed();
+        let mut unaligned = vec![0u8; PAGE_SIZE + 1];
+        let odd: Vec<u8> = (0..PAGE_SIZE).map(|i| (i * 7) as u8).collect();
+        unaligned[1..].copy_from_slice(&odd);
+        dev.write_page(1, &unaligned[1..]).unwrap();
+        dev.read_page(1, &mut aligned.0).unwrap();
+        assert_eq!(&aligned.0[..], &odd[..]);
+        aligned.0.fill(3);
+        dev.write_page(3, &aligned.0).unwrap();
+        dev.read_page(3, &mut unaligned[1..]).unwrap();
+        assert!(unaligned[1..].iter().all(|&b| b == 3));
     }
 }

@@ -6,4 +6,5 @@ mod area;
 mod device;
 
 pub use area::{AreaId, SlotPin, SwapArea, SwapSlot};
+pub(crate) use device::AlignedPage;
 pub use device::{Checksummed, FileDevice, MemDevice, SwapDevice};

@@ -11,8 +11,8 @@
 use std::collections::HashMap;
 
 use crate::store::Handle;
-use crate::sync::{AtomicBool, Mutex};
-use crate::{GroupId, Item, NodeId, SwapArea, SwapDevice, SwapSlot};
+use crate::sync::{AtomicU16, Mutex, Ordering};
+use crate::{AreaId, GroupId, Item, NodeId, SwapArea, SwapDevice, SwapSlot, PAGE_SIZE};
 
 /// Index shards per area (a power of two).
 #[cfg(not(loom))]
@@ -20,36 +20,123 @@ const SHARDS: usize = 64;
 #[cfg(loom)]
 const SHARDS: usize = 2;
 
-/// What an entry holds.
+/// What an entry holds, as the store and load paths see it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Data {
     /// A page of one repeated 64-bit word.
     Same(u64),
     /// An object in pool `pool`.
     Stored {
-        pool: u32,
+        pool: u16,
         handle: Handle,
-        len: u32,
+        len: u16,
         incompressible: bool,
     },
 }
 
-/// One stored page.
+/// `Entry::state`: the stored length in the low bits (0 for a same-filled
+/// page, `PAGE_SIZE` for one stored as-is), then two flags.
+const LEN_MASK: u16 = (1 << 13) - 1;
+/// Second chance: set on store, cleared (with a rotation) by the shrinker
+/// before it writes the entry back.
+const REFERENCED: u16 = 1 << 13;
+/// Set by the remover before it unlinks the entry, so that a shrinker
+/// putting back an entry it could not pin can tell it raced with the
+/// entry's removal and take it off again (`putback_busy` in reclaim.rs).
+const DEAD: u16 = 1 << 14;
+
+const _: () = assert!(PAGE_SIZE as u16 <= LEN_MASK);
+
+/// One stored page: 24 bytes, packed as the kernel packs `zswap_entry`
+/// (with the LRU's 40 bytes of count, state, owner and links, an entry's
+/// item is 64 bytes).
 #[derive(Debug)]
 pub(crate) struct Entry {
-    pub(crate) slot: SwapSlot,
-    pub(crate) data: Data,
+    /// The pool handle's raw value, or a same-filled page's word.
+    word: u64,
+    offset: u32,
     /// The group charged (the storing group, or its nearest online
     /// ancestor).
-    pub(crate) group: GroupId,
-    pub(crate) node: NodeId,
-    /// Second chance: set on store, cleared (with a rotation) by the
-    /// shrinker before it writes the entry back.
-    pub(crate) referenced: AtomicBool,
-    /// Set by the remover before it unlinks the entry, so that a shrinker
-    /// putting back an entry it could not pin can tell it raced with the
-    /// entry's removal and take it off again (`putback_busy` in reclaim.rs).
-    pub(crate) dead: AtomicBool,
+    group: u32,
+    area: u16,
+    node: u16,
+    pool: u16,
+    /// Length and flags: see [`LEN_MASK`].
+    state: AtomicU16,
+}
+
+impl Entry {
+    /// A referenced entry for `slot`.
+    pub(crate) fn new(slot: SwapSlot, data: Data, group: GroupId, node: NodeId) -> Self {
+        let (word, pool, len) = match data {
+            Data::Same(w) => (w, 0, 0),
+            Data::Stored {
+                pool, handle, len, ..
+            } => (handle.to_raw(), pool, len),
+        };
+        debug_assert!(len <= LEN_MASK && (len == PAGE_SIZE as u16) == data.incompressible());
+        Entry {
+            word,
+            offset: slot.offset,
+            group: group.index() as u32,
+            area: slot.area.0,
+            // `MAX_NUMNODES` is 1024.
+            node: node.0 as u16,
+            pool,
+            state: AtomicU16::new(len | REFERENCED),
+        }
+    }
+
+    /// The slot the entry stores.
+    pub(crate) fn slot(&self) -> SwapSlot {
+        SwapSlot {
+            area: AreaId(self.area),
+            offset: self.offset,
+        }
+    }
+
+    /// The group charged.
+    pub(crate) fn group(&self) -> GroupId {
+        GroupId::from_raw(self.group)
+    }
+
+    /// The node whose list holds the entry.
+    pub(crate) fn node(&self) -> NodeId {
+        NodeId(u32::from(self.node))
+    }
+
+    /// What the entry holds.
+    pub(crate) fn data(&self) -> Data {
+        // The length never changes; only the flags do.
+        let len = self.state.load(Ordering::Relaxed) & LEN_MASK;
+        if len == 0 {
+            return Data::Same(self.word);
+        }
+        Data::Stored {
+            pool: self.pool,
+            handle: Handle::from_raw(self.word).expect("a stored entry's handle is not zero"),
+            len,
+            incompressible: len == PAGE_SIZE as u16,
+        }
+    }
+
+    /// Clears the referenced flag; whether it was set.
+    pub(crate) fn take_referenced(&self) -> bool {
+        self.state.fetch_and(!REFERENCED, Ordering::Relaxed) & REFERENCED != 0
+    }
+
+    /// Marks the entry dead (the remover, before it unlinks it). An AcqRel
+    /// read-modify-write, paired with [`is_dead`](Self::is_dead): see
+    /// `putback_busy` in reclaim.rs.
+    pub(crate) fn mark_dead(&self) {
+        self.state.fetch_or(DEAD, Ordering::AcqRel);
+    }
+
+    /// Whether the entry is dead, read with an AcqRel read-modify-write
+    /// ordered with [`mark_dead`](Self::mark_dead).
+    pub(crate) fn is_dead(&self) -> bool {
+        self.state.fetch_or(0, Ordering::AcqRel) & DEAD != 0
+    }
 }
 
 impl Data {
@@ -151,5 +238,58 @@ impl Area {
     /// Entries in the index now.
     pub(crate) fn entries(&self) -> usize {
         self.shards.iter().map(|s| s.lock().len()).sum()
+    }
+}
+
+#[cfg(all(test, not(loom), target_pointer_width = "64"))]
+mod tests {
+    use super::*;
+
+    /// The budget: an entry's item (the LRU node around it) is at
+    /// most 64 bytes, as the kernel's `zswap_entry` is.
+    #[test]
+    fn an_entry_item_is_64_bytes() {
+        assert_eq!(std::mem::size_of::<Entry>(), 24);
+        assert_eq!(crate::lru::item_bytes::<Entry>(), 64);
+    }
+
+    #[test]
+    fn entries_round_trip_their_fields() {
+        let slot = SwapSlot {
+            area: AreaId(7),
+            offset: u32::MAX,
+        };
+        let g = GroupId::from_raw(123_456);
+        let same = Entry::new(slot, Data::Same(u64::MAX), g, NodeId(1023));
+        assert_eq!(same.slot(), slot);
+        assert_eq!(same.group(), g);
+        assert_eq!(same.node(), NodeId(1023));
+        assert!(matches!(same.data(), Data::Same(u64::MAX)));
+        let handle = Handle::from_raw(0xdead_beef).unwrap();
+        for (len, incompressible) in [(1, false), (4095, false), (4096, true)] {
+            let data = Data::Stored {
+                pool: u16::MAX,
+                handle,
+                len,
+                incompressible,
+            };
+            let e = Entry::new(slot, data, g, NodeId::ZERO);
+            let Data::Stored {
+                pool,
+                handle: h,
+                len: l,
+                incompressible: i,
+            } = e.data()
+            else {
+                panic!("stored entry read back as same-filled");
+            };
+            assert_eq!((pool, h, l, i), (u16::MAX, handle, len, incompressible));
+            // Flags leave the length alone.
+            assert!(e.take_referenced() && !e.take_referenced());
+            assert!(!e.is_dead());
+            e.mark_dead();
+            assert!(e.is_dead());
+            assert_eq!(e.data().charged_len(), u64::from(len));
+        }
     }
 }

@@ -22,11 +22,13 @@ use std::cell::RefCell;
 use super::entry::Entry;
 use super::stats::inc;
 use super::Inner;
-use crate::sync::Ordering;
-use crate::{GroupEvent, GroupId, Item, LruPolicy, LruStatus, NodeId, PAGE_SIZE};
+use crate::swap::AlignedPage;
+use crate::{GroupEvent, GroupId, Item, LruPolicy, LruStatus, NodeId};
 
+// The page writeback decompresses into: aligned, so a direct device
+// writes it as it is.
 crate::sync::thread_scratch! {
-    static PAGE_BUF: RefCell<Vec<u8>> = RefCell::new(Vec::new());
+    static PAGE_BUF: RefCell<Option<Box<AlignedPage>>> = RefCell::new(None);
 }
 
 /// The kernel's `MAX_RECLAIM_RETRIES`: fruitless passes before the shrink
@@ -69,31 +71,32 @@ impl Inner {
     }
 
     fn writeback_entry(&self, entry: &Item<Entry>) -> Writeback {
-        let Ok(area) = self.area(entry.slot.area) else {
+        let slot = entry.slot();
+        let Ok(area) = self.area(slot.area) else {
             return Writeback::Gone;
         };
-        let Some(pin) = area.slots.try_pin(entry.slot.offset) else {
+        let Some(pin) = area.slots.try_pin(slot.offset) else {
             return Writeback::Busy;
         };
-        if !area.maps_to(entry.slot.offset, entry) {
+        if !area.maps_to(slot.offset, entry) {
             return Writeback::Gone;
         }
         let written = PAGE_BUF.with(|cell| {
-            let mut page = cell.borrow_mut();
-            page.resize(PAGE_SIZE, 0);
-            self.decompress(entry, &mut page)
-                .and_then(|()| area.device.write_page(u64::from(entry.slot.offset), &page))
+            let mut buf = cell.borrow_mut();
+            let page = &mut buf.get_or_insert_with(AlignedPage::boxed).0;
+            self.decompress(entry, page)
+                .and_then(|()| area.device.write_page(u64::from(slot.offset), page))
         });
         if written.is_err() {
             // Still mapped (we hold the pin): back on its list, as it was.
             let _ = self
                 .lru
-                .putback(entry, entry.node, self.list_group(entry.group));
+                .putback(entry, entry.node(), self.list_group(entry.group()));
             return Writeback::Failed;
         }
-        let removed = area.remove(entry.slot.offset);
+        let removed = area.remove(slot.offset);
         debug_assert!(removed.as_ref().is_some_and(|r| Item::ptr_eq(r, entry)));
-        let _ = self.groups.count_event(entry.group, GroupEvent::Zswpwb);
+        let _ = self.groups.count_event(entry.group(), GroupEvent::Zswpwb);
         inc(&self.stats.written_back_pages);
         self.free_entry(entry);
         drop(pin);
@@ -114,9 +117,9 @@ impl Inner {
     fn putback_busy(&self, entry: &Item<Entry>) {
         if self
             .lru
-            .putback(entry, entry.node, self.list_group(entry.group))
+            .putback(entry, entry.node(), self.list_group(entry.group()))
             .unwrap_or(false)
-            && entry.dead.fetch_or(false, Ordering::AcqRel)
+            && entry.is_dead()
         {
             let _ = self.lru.del(entry);
         }
@@ -136,7 +139,7 @@ impl Inner {
         let mut written = 0;
         let _ = self.lru.walk_one(node, list, budget, |g| {
             // Second chance: a referenced entry is rotated once.
-            if g.item().referenced.swap(false, Ordering::Relaxed) {
+            if g.item().take_referenced() {
                 return LruStatus::Rotate;
             }
             // On everyone's list, an entry whose group disabled writeback
@@ -144,7 +147,7 @@ impl Inner {
             if global
                 && !self
                     .groups
-                    .writeback_enabled(g.item().group)
+                    .writeback_enabled(g.item().group())
                     .unwrap_or(false)
             {
                 return LruStatus::Skip;
@@ -163,10 +166,10 @@ impl Inner {
                 Writeback::Written => {
                     written += 1;
                     if let Some(asker) = for_limit {
-                        if !self.owns(asker, entry.group) {
+                        if !self.owns(asker, entry.group()) {
                             let _ = self
                                 .groups
-                                .count_event(entry.group, GroupEvent::ZswpwbForeign);
+                                .count_event(entry.group(), GroupEvent::ZswpwbForeign);
                         }
                     }
                     LruStatus::RemovedRetry

@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use super::entry::{Area, Data, Entry};
 use super::stats::{dec, inc};
 use super::{Inner, PoolSlot, ShrinkResult};
-use crate::sync::{AtomicBool, AtomicUsize, Ordering};
+use crate::sync::{AtomicUsize, Ordering};
 use crate::{
     AreaId, Compressor, Error, GroupEvent, GroupId, Item, NodeId, PoolConfig, SwapSlot, ZsPool,
     PAGE_SIZE,
@@ -29,8 +29,9 @@ pub(crate) fn same_filled(page: &[u8]) -> Option<u64> {
 impl Inner {
     pub(super) fn add_pool(&self, compressor: Compressor) -> Result<(), Error> {
         let n = self.pools.push(
-            u32::MAX as usize,
-            || Error::BadConfig("too many pools".into()),
+            // An entry names its pool in 16 bits.
+            usize::from(u16::MAX) + 1,
+            || Error::BadConfig("too many pools (compressor switches)".into()),
             |_| {
                 Ok(PoolSlot {
                     compressor,
@@ -148,14 +149,7 @@ impl Inner {
         let (len, incompressible) = (data.charged_len(), data.incompressible());
         let charged = self.groups.charge(group, len, incompressible)?;
         self.groups.count_event(charged, GroupEvent::Zswpout)?;
-        let entry = Item::new(Entry {
-            slot,
-            data,
-            group: charged,
-            node,
-            referenced: AtomicBool::new(true),
-            dead: AtomicBool::new(false),
-        });
+        let entry = Item::new(Entry::new(slot, data, charged, node));
         inc(&self.stats.stored_pages);
         match data {
             Data::Same(_) => inc(&self.stats.same_filled_pages),
@@ -199,9 +193,9 @@ impl Inner {
                 };
             match p.pool.insert(bytes) {
                 Ok(handle) => Ok(Some(Data::Stored {
-                    pool: pi as u32,
+                    pool: pi as u16,
                     handle,
-                    len: bytes.len() as u32,
+                    len: bytes.len() as u16,
                     incompressible,
                 })),
                 Err(_) => {
@@ -212,7 +206,7 @@ impl Inner {
         })
     }
 
-    fn pool(&self, i: u32) -> &PoolSlot {
+    fn pool(&self, i: u16) -> &PoolSlot {
         self.pools
             .get(i as usize)
             .expect("entries name existing pools")
@@ -220,7 +214,7 @@ impl Inner {
 
     /// Fills `page` from `entry`.
     pub(super) fn decompress(&self, entry: &Entry, page: &mut [u8]) -> Result<(), Error> {
-        let r = match entry.data {
+        let r = match entry.data() {
             Data::Same(word) => {
                 for c in page.chunks_exact_mut(8) {
                     c.copy_from_slice(&word.to_ne_bytes());
@@ -263,7 +257,7 @@ impl Inner {
         };
         let r = self.decompress(&entry, page);
         if r.is_ok() {
-            self.groups.count_event(entry.group, GroupEvent::Zswpin)?;
+            self.groups.count_event(entry.group(), GroupEvent::Zswpin)?;
         }
         self.free_entry(&entry);
         r.map(|()| true)
@@ -276,16 +270,15 @@ impl Inner {
         // after this `del` sees `dead` and unlinks it itself (reclaim.rs).
         // An AcqRel read-modify-write, paired with the shrinker's: see
         // `putback_busy` for why plain SeqCst stores and loads would not do.
-        entry.dead.swap(true, Ordering::AcqRel);
+        entry.mark_dead();
         // Isolated means a shrinker holds it and will find the index changed.
         let _ = self.lru.del(entry);
-        let _ = self.groups.uncharge(
-            entry.group,
-            entry.data.charged_len(),
-            entry.data.incompressible(),
-        );
+        let data = entry.data();
+        let _ = self
+            .groups
+            .uncharge(entry.group(), data.charged_len(), data.incompressible());
         dec(&self.stats.stored_pages);
-        match entry.data {
+        match data {
             Data::Same(_) => dec(&self.stats.same_filled_pages),
             Data::Stored {
                 pool,
@@ -304,7 +297,7 @@ impl Inner {
                     assert!(freed.is_ok(), "an entry's object freed twice");
                 }
                 let left = p.entries.fetch_sub(1, Ordering::Relaxed) - 1;
-                if left == 0 && pool as usize != self.current.load(Ordering::Acquire) {
+                if left == 0 && usize::from(pool) != self.current.load(Ordering::Acquire) {
                     // An old pool's last entry: give its memory back.
                     p.pool.shrink_cache();
                 }
