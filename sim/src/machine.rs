@@ -62,6 +62,9 @@ pub struct RunSpec {
     pub samples: u64,
     /// Pre-recorded page keys per tenant (trace mode) instead of patterns.
     pub keys: Option<Vec<std::sync::Arc<Vec<u64>>>>,
+    /// Write back with direct I/O (`O_DIRECT`, as the kernel writes swap)
+    /// instead of into the page cache.
+    pub direct_io: bool,
 }
 
 impl RunSpec {
@@ -87,12 +90,16 @@ pub fn policy_name(p: LruPolicy) -> &'static str {
 /// A swap file in the temporary directory, unlinked as soon as it is open:
 /// the device keeps its descriptor, and nothing is left behind however the
 /// run ends (an error, Ctrl-C, a kill).
-fn swap_file(pages: u64) -> anyhow::Result<FileDevice> {
+fn swap_file(pages: u64, direct: bool) -> anyhow::Result<FileDevice> {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let path = std::env::temp_dir().join(format!("zswap-sim-{}-{n}.swap", std::process::id()));
-    let device = FileDevice::create(&path, pages)
-        .with_context(|| format!("creating the swap file {}", path.display()))?;
+    let device = if direct {
+        FileDevice::create_direct(&path, pages)
+    } else {
+        FileDevice::create(&path, pages)
+    }
+    .with_context(|| format!("creating the swap file {}", path.display()))?;
     std::fs::remove_file(&path)
         .with_context(|| format!("unlinking the swap file {}", path.display()))?;
     Ok(device)
@@ -116,7 +123,7 @@ pub fn run(
     )
     .with_context(|| format!("configuring zswap with compressor {:?}", spec.compressor))?;
     zswap
-        .swapon(Box::new(swap_file(spec.swap_pages())?))
+        .swapon(Box::new(swap_file(spec.swap_pages(), spec.direct_io)?))
         .context("swapon")?;
 
     let mut tenants = Vec::new();
@@ -411,6 +418,7 @@ fn report(
         scenario: spec.name.clone(),
         policy: policy_name(spec.policy).into(),
         compressor: zswap.compressor().to_string(),
+        device: if spec.direct_io { "direct" } else { "buffered" }.into(),
         accesses: spec.accesses,
         elapsed_ms: elapsed.as_millis() as u64,
         pool_limit_bytes: spec.pool_bytes,

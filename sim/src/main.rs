@@ -122,6 +122,12 @@ struct RunArgs {
     /// Seed of the access streams.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Write back to the swap file with direct I/O (`O_DIRECT`, as the
+    /// kernel writes swap: written-back pages leave memory instead of
+    /// moving into the page cache). Needs a file system that has it
+    /// (not tmpfs): set TMPDIR to one.
+    #[arg(long)]
+    direct_io: bool,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -244,6 +250,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
                 seed: a.seed,
                 samples: 200,
                 keys: Some(vec![keys.clone()]),
+                direct_io: a.direct_io,
             })
             .collect();
         jobs.push((specs, None));
@@ -262,7 +269,10 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             };
             let specs = policies
                 .iter()
-                .map(|&p| s.spec(p, &a.compressor, a.accesses, a.seed))
+                .map(|&p| RunSpec {
+                    direct_io: a.direct_io,
+                    ..s.spec(p, &a.compressor, a.accesses, a.seed)
+                })
                 .collect();
             jobs.push((specs, Some(s)));
         }

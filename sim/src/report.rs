@@ -17,6 +17,8 @@ pub struct Report {
     pub policy: String,
     /// The compressor used.
     pub compressor: String,
+    /// The swap file's I/O: `buffered` (page cache) or `direct` (`O_DIRECT`).
+    pub device: String,
     /// Accesses simulated.
     pub accesses: u64,
     /// Wall time of the accesses.
@@ -145,10 +147,11 @@ pub fn table(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{} · policy {} · {} · {} accesses in {:.1} s · pool limit {} MiB",
+        "{} · policy {} · {} · {} swap file · {} accesses in {:.1} s · pool limit {} MiB",
         r.scenario,
         r.policy,
         r.compressor,
+        r.device,
         r.accesses,
         r.elapsed_ms as f64 / 1000.0,
         mib(r.pool_limit_bytes)

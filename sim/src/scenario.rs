@@ -312,6 +312,7 @@ impl Scenario {
             seed,
             samples: 200,
             keys: None,
+            direct_io: false,
         }
     }
 }

@@ -86,6 +86,21 @@ fn default_scenario_reduced() {
     }
 }
 
+/// `--direct-io` writes back with `O_DIRECT` where the temporary directory's
+/// file system has it, and says so; where it does not, it fails clearly.
+#[test]
+fn direct_io_run_or_a_clear_refusal() {
+    let o = sim_raw(&["--accesses", "150000", "--direct-io", "--json"]);
+    if !o.status.success() {
+        assert!(stderr(&o).contains("O_DIRECT"), "{}", stderr(&o));
+        return;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["device"], "direct");
+    assert_eq!(sum(&v["groups"], "corrupt_swapins"), 0);
+    assert!(sum(&v["groups"], "zswpwb") > 0, "nothing was written back");
+}
+
 #[test]
 fn json_parses_and_is_consistent() {
     let v = json(&sim(&["--accesses", "150000", "--json"]));
