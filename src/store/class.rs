@@ -81,10 +81,24 @@ pub(super) struct Class {
     page: usize,
     cache_cap: usize,
     inner: Mutex<Inner>,
+    // Counters written only under `inner`'s lock (see `add_locked`) and
+    // read without it as snapshots.
     pub(super) objects: AtomicUsize,
     pub(super) spans: AtomicUsize,
     pub(super) bytes_used: AtomicUsize,
     pub(super) meta: AtomicUsize,
+}
+
+/// Adds `n` to a counter that only the class lock's holder writes: a load
+/// and a store, no locked read-modify-write (which on x86 would also wait
+/// for the object copy just made to leave the store buffer).
+fn add_locked(c: &AtomicUsize, n: usize) {
+    c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+}
+
+/// Subtracts `n` from such a counter.
+fn sub_locked(c: &AtomicUsize, n: usize) {
+    c.store(c.load(Ordering::Relaxed) - n, Ordering::Relaxed);
 }
 
 /// What one compaction step did.
@@ -167,8 +181,8 @@ impl Class {
         }
         .pack();
         relist(inner, sid);
-        self.objects.fetch_add(1, Ordering::Relaxed);
-        self.bytes_used.fetch_add(len, Ordering::Relaxed);
+        add_locked(&self.objects, 1);
+        add_locked(&self.bytes_used, len);
         self.update_meta(inner);
         Ok((id, gen))
     }
@@ -194,7 +208,7 @@ impl Class {
         }
         inner.spans[sid as usize] = Some(span);
         relist(inner, sid);
-        self.spans.fetch_add(1, Ordering::Relaxed);
+        add_locked(&self.spans, 1);
         Ok(sid)
     }
 
@@ -264,8 +278,8 @@ impl Class {
         } else {
             relist(inner, e.span);
         }
-        self.objects.fetch_sub(1, Ordering::Relaxed);
-        self.bytes_used.fetch_sub(e.len as usize, Ordering::Relaxed);
+        sub_locked(&self.objects, 1);
+        sub_locked(&self.bytes_used, e.len as usize);
         self.update_meta(inner);
         Ok(e.len as usize)
     }
@@ -285,7 +299,7 @@ impl Class {
         } else {
             footprint.fetch_sub(self.span_bytes, Ordering::Relaxed);
         }
-        self.spans.fetch_sub(1, Ordering::Relaxed);
+        sub_locked(&self.spans, 1);
     }
 
     /// One compaction step (`__zs_compact` on one source span): moves every
