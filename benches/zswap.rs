@@ -43,7 +43,8 @@ fn median(mut v: Vec<Duration>) -> f64 {
     v[v.len() / 2].as_secs_f64()
 }
 
-fn zswap_on_file(codec: &str, pages: usize) -> Zswap {
+/// A zswap over `dev` with no worker and no pool limit to speak of.
+fn zswap_on(codec: &str, dev: FileDevice) -> Zswap {
     let z = Zswap::new(
         ZswapConfig::default()
             .compressor(codec)
@@ -53,8 +54,7 @@ fn zswap_on_file(codec: &str, pages: usize) -> Zswap {
         &Groups::new(),
     )
     .unwrap();
-    z.swapon(Box::new(FileDevice::temp(pages as u64 + 16).unwrap()))
-        .unwrap();
+    z.swapon(Box::new(dev)).unwrap();
     z
 }
 
@@ -73,7 +73,7 @@ fn paired(_: &mut Criterion) {
         let Ok(codec) = Compressor::by_name(name) else {
             continue;
         };
-        let z = zswap_on_file(name, n);
+        let z = zswap_on(name, FileDevice::temp(n as u64 + 16).unwrap());
         let mut dst = vec![0u8; PAGE_SIZE];
         let mut page = vec![0u8; PAGE_SIZE];
         let (mut raw_c, mut store, mut raw_d, mut load) = (vec![], vec![], vec![], vec![]);
@@ -191,16 +191,7 @@ fn writeback(pages: &[Vec<u8>], direct: bool) {
             return;
         }
     };
-    let z = Zswap::new(
-        ZswapConfig::default()
-            .compressor("lz4")
-            .shrinker(false)
-            .topology(Topology::single())
-            .max_pool(PoolLimit::Bytes(1 << 40)),
-        &Groups::new(),
-    )
-    .unwrap();
-    z.swapon(Box::new(dev)).unwrap();
+    let z = zswap_on("lz4", dev);
     let aligned: Vec<Box<Aligned>> = pages
         .iter()
         .map(|p| {

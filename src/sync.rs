@@ -127,7 +127,8 @@ mod imp {
         #[inline]
         pub(crate) fn all_leaked(&self) {}
     }
-    /// One allocation loom should see leak (a field of a hand-counted
+
+    /// One allocation loom reports as leaked if it is never dropped (a field of a hand-counted
     /// node: the LRU's items). Nothing in a normal build.
     #[derive(Debug, Default)]
     pub(crate) struct Tracked;

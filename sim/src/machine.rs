@@ -91,17 +91,12 @@ pub fn policy_name(p: LruPolicy) -> &'static str {
 /// the device keeps its descriptor, and nothing is left behind however the
 /// run ends (an error, Ctrl-C, a kill).
 fn swap_file(pages: u64, direct: bool) -> anyhow::Result<FileDevice> {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let path = std::env::temp_dir().join(format!("zswap-sim-{}-{n}.swap", std::process::id()));
-    let device = if direct {
-        FileDevice::create_direct(&path, pages)
-    } else {
-        FileDevice::create(&path, pages)
-    }
-    .with_context(|| format!("creating the swap file {}", path.display()))?;
-    std::fs::remove_file(&path)
-        .with_context(|| format!("unlinking the swap file {}", path.display()))?;
+    let dir = std::env::temp_dir();
+    let device = FileDevice::temp_in(&dir, pages, direct)
+        .with_context(|| format!("creating a swap file in {}", dir.display()))?;
+    // The device's own removal on drop then finds nothing, which it allows.
+    std::fs::remove_file(device.path())
+        .with_context(|| format!("unlinking the swap file {}", device.path().display()))?;
     Ok(device)
 }
 

@@ -41,7 +41,7 @@ pub enum ZswapOp {
 pub struct ZswapHarness {
     groups: Groups,
     zswap: Zswap,
-    pages: Vec<Vec<u8>>,
+    pages: &'static [Vec<u8>],
     live: Vec<(SwapSlot, usize)>,
     ids: Vec<GroupId>,
 }
@@ -49,18 +49,16 @@ pub struct ZswapHarness {
 /// Pages: real ones if the sample is at hand, same-filled, and random.
 /// Read and built once per process: a fuzzer runs the harness thousands of
 /// times a second, and reading the 8 MiB sample each time made it crawl.
-fn make_pages() -> Vec<Vec<u8>> {
+fn make_pages() -> &'static [Vec<u8>] {
     static PAGES: crate::sync::unmodeled::OnceLock<Vec<Vec<u8>>> =
         crate::sync::unmodeled::OnceLock::new();
-    PAGES
-        .get_or_init(|| {
-            let mut pages: Vec<Vec<u8>> = super::sample_pages().into_iter().step_by(37).collect();
-            pages.push(vec![0; PAGE_SIZE]);
-            pages.push(vec![0xab; PAGE_SIZE]);
-            pages.extend((1..=4).map(super::random_page));
-            pages
-        })
-        .clone()
+    PAGES.get_or_init(|| {
+        let mut pages: Vec<Vec<u8>> = super::sample_pages().into_iter().step_by(37).collect();
+        pages.push(vec![0; PAGE_SIZE]);
+        pages.push(vec![0xab; PAGE_SIZE]);
+        pages.extend((1..=4).map(super::random_page));
+        pages
+    })
 }
 
 impl Default for ZswapHarness {

@@ -25,13 +25,9 @@ const SHARDS: usize = 2;
 pub(crate) enum Data {
     /// A page of one repeated 64-bit word.
     Same(u64),
-    /// An object in pool `pool`.
-    Stored {
-        pool: u16,
-        handle: Handle,
-        len: u16,
-        incompressible: bool,
-    },
+    /// An object of `len` bytes in pool `pool`: compressed, or the page
+    /// itself (`len == PAGE_SIZE`) if it did not compress.
+    Stored { pool: u16, handle: Handle, len: u16 },
 }
 
 /// `Entry::state`: the stored length in the low bits (0 for a same-filled
@@ -70,11 +66,9 @@ impl Entry {
     pub(crate) fn new(slot: SwapSlot, data: Data, group: GroupId, node: NodeId) -> Self {
         let (word, pool, len) = match data {
             Data::Same(w) => (w, 0, 0),
-            Data::Stored {
-                pool, handle, len, ..
-            } => (handle.to_raw(), pool, len),
+            Data::Stored { pool, handle, len } => (handle.to_raw(), pool, len),
         };
-        debug_assert!(len <= LEN_MASK && (len == PAGE_SIZE as u16) == data.incompressible());
+        debug_assert!((1..=PAGE_SIZE as u16).contains(&len) || matches!(data, Data::Same(_)));
         Entry {
             word,
             offset: slot.offset,
@@ -116,7 +110,6 @@ impl Entry {
             pool: self.pool,
             handle: Handle::from_raw(self.word).expect("a stored entry's handle is not zero"),
             len,
-            incompressible: len == PAGE_SIZE as u16,
         }
     }
 
@@ -150,13 +143,7 @@ impl Data {
 
     /// Whether it is a page stored uncompressed.
     pub(crate) fn incompressible(&self) -> bool {
-        matches!(
-            self,
-            Data::Stored {
-                incompressible: true,
-                ..
-            }
-        )
+        matches!(self, Data::Stored { len, .. } if usize::from(*len) == PAGE_SIZE)
     }
 }
 
@@ -271,19 +258,21 @@ mod tests {
                 pool: u16::MAX,
                 handle,
                 len,
-                incompressible,
             };
             let e = Entry::new(slot, data, g, NodeId::ZERO);
+            let back = e.data();
             let Data::Stored {
                 pool,
                 handle: h,
                 len: l,
-                incompressible: i,
-            } = e.data()
+            } = back
             else {
                 panic!("stored entry read back as same-filled");
             };
-            assert_eq!((pool, h, l, i), (u16::MAX, handle, len, incompressible));
+            assert_eq!(
+                (pool, h, l, back.incompressible()),
+                (u16::MAX, handle, len, incompressible)
+            );
             // Flags leave the length alone.
             assert!(e.take_referenced() && !e.take_referenced());
             assert!(!e.is_dead());

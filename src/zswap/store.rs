@@ -175,28 +175,28 @@ impl Inner {
         COMPRESS_BUF.with(|cell| {
             let mut buf = cell.borrow_mut();
             buf.resize(PAGE_SIZE, 0);
-            // The kernel's test: a page is incompressible if dlen >= PAGE_SIZE.
-            let (bytes, incompressible) =
-                match p.compressor.compress(page, &mut buf[..PAGE_SIZE - 1]) {
-                    Ok(n) => (&buf[..n], false),
-                    Err(Error::CompressPoor) => {
-                        if !self.groups.writeback_enabled(group)? {
-                            inc(&self.stats.reject_compress_poor);
-                            return Ok(None);
-                        }
-                        (page, true)
-                    }
-                    Err(_) => {
-                        inc(&self.stats.reject_compress_fail);
+            // The kernel's test: a page is incompressible if dlen >= PAGE_SIZE;
+            // it is then kept as-is, PAGE_SIZE bytes, which is how `Data`
+            // tells it apart.
+            let bytes = match p.compressor.compress(page, &mut buf[..PAGE_SIZE - 1]) {
+                Ok(n) => &buf[..n],
+                Err(Error::CompressPoor) => {
+                    if !self.groups.writeback_enabled(group)? {
+                        inc(&self.stats.reject_compress_poor);
                         return Ok(None);
                     }
-                };
+                    page
+                }
+                Err(_) => {
+                    inc(&self.stats.reject_compress_fail);
+                    return Ok(None);
+                }
+            };
             match p.pool.insert(bytes) {
                 Ok(handle) => Ok(Some(Data::Stored {
                     pool: pi as u16,
                     handle,
                     len: bytes.len() as u16,
-                    incompressible,
                 })),
                 Err(_) => {
                     inc(&self.stats.reject_alloc_fail);
@@ -221,16 +221,11 @@ impl Inner {
                 }
                 Ok(())
             }
-            Data::Stored {
-                pool,
-                handle,
-                incompressible,
-                ..
-            } => {
+            data @ Data::Stored { pool, handle, .. } => {
                 let p = self.pool(pool);
                 p.pool
                     .read(handle, |src| {
-                        if incompressible {
+                        if data.incompressible() {
                             page.copy_from_slice(src);
                             Ok(())
                         } else {
@@ -280,13 +275,8 @@ impl Inner {
         dec(&self.stats.stored_pages);
         match data {
             Data::Same(_) => dec(&self.stats.same_filled_pages),
-            Data::Stored {
-                pool,
-                handle,
-                incompressible,
-                ..
-            } => {
-                if incompressible {
+            Data::Stored { pool, handle, .. } => {
+                if data.incompressible() {
                     dec(&self.stats.stored_incompressible_pages);
                 }
                 let p = self.pool(pool);
