@@ -31,10 +31,12 @@
 //! [`WalkGuard::unlocked`]. `T`'s `Drop` may run under a list lock when a
 //! callback drops the last handle to an item it isolated.
 
+mod cell;
 mod item;
 mod list;
 mod walk;
 
+pub(crate) use cell::ItemCell;
 pub(crate) use item::item_bytes;
 pub use item::Item;
 pub use walk::{LruStatus, WalkGuard};

@@ -256,16 +256,49 @@ impl Class {
         Ok(())
     }
 
+    /// Runs `f` on the object's bytes and frees it, in one hold of the
+    /// class lock (a load that consumes what it reads). The object is freed
+    /// whatever `f` returns.
+    pub(super) fn take<R>(
+        &self,
+        id: u32,
+        gen: u16,
+        footprint: &AtomicUsize,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, Error> {
+        let mut g = self.inner.lock();
+        let inner = &mut *g;
+        let e = Self::entry(inner, id, gen)?;
+        let span = inner.spans[e.span as usize]
+            .as_ref()
+            .expect("live entries name live spans");
+        // SAFETY: a live object's `len` bytes were written when it was
+        // stored or moved (span.rs).
+        let bytes = unsafe {
+            span.mem
+                .read(e.slot as usize * self.packing.slot, e.len as usize)
+        };
+        let r = f(bytes);
+        self.free_locked(inner, id, e, footprint);
+        Ok(r)
+    }
+
     /// Frees the object; its span goes back when it empties.
     pub(super) fn free(&self, id: u32, gen: u16, footprint: &AtomicUsize) -> Result<usize, Error> {
         let mut g = self.inner.lock();
         let inner = &mut *g;
         let e = Self::entry(inner, id, gen)?;
+        self.free_locked(inner, id, e, footprint);
+        Ok(e.len as usize)
+    }
+
+    /// Frees the live object `e` of handle entry `id`, under the lock.
+    fn free_locked(&self, inner: &mut Inner, id: u32, e: Entry, footprint: &AtomicUsize) {
         inner.handles[id as usize] = Entry {
             len: 0,
             slot: 0,
             span: 0,
-            gen: gen.wrapping_add(1),
+            gen: e.gen.wrapping_add(1),
         }
         .pack();
         inner.free_ids.push(id);
@@ -281,7 +314,6 @@ impl Class {
         sub_locked(&self.objects, 1);
         sub_locked(&self.bytes_used, e.len as usize);
         self.update_meta(inner);
-        Ok(e.len as usize)
     }
 
     /// Takes an empty span out; its memory goes to the cache or the system.

@@ -4,21 +4,15 @@
 //! as one [`Item`]. The rule that keeps every race simple: **every change to
 //! a slot's index entry happens under that slot's pin** ([`SwapArea::pin`]
 //! for store, load and invalidate, which wait; `try_pin` for writeback,
-//! which skips), so the index shard locks only protect the map itself, and
-//! whoever removes an entry from the index is the one who frees it (its
-//! pool object, its charge, its counters), exactly once.
+//! which skips). The index is one atomic cell per slot, and taking an entry
+//! out of it is one atomic swap, so whoever removes an entry from the index
+//! is the one who frees it (its pool object, its charge, its counters),
+//! exactly once.
 
-use std::collections::HashMap;
-
+use crate::lru::ItemCell;
 use crate::store::Handle;
-use crate::sync::{AtomicU16, Mutex, Ordering};
+use crate::sync::{AtomicU16, Ordering};
 use crate::{AreaId, GroupId, Item, NodeId, SwapArea, SwapDevice, SwapSlot, PAGE_SIZE};
-
-/// Index shards per area (a power of two).
-#[cfg(not(loom))]
-const SHARDS: usize = 64;
-#[cfg(loom)]
-const SHARDS: usize = 2;
 
 /// What an entry holds, as the store and load paths see it.
 #[derive(Clone, Copy, Debug)]
@@ -147,84 +141,59 @@ impl Data {
     }
 }
 
-/// Hashes a slot offset with one multiply (Fibonacci hashing): offsets are
-/// small dense integers, so SipHash's cost buys nothing, and the multiply
-/// spreads them into the high bits hashbrown's control bytes use.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct OffsetHasher(u64);
-
-impl std::hash::Hasher for OffsetHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.0 = u64::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
-
-type OffsetMap = HashMap<u32, Item<Entry>, std::hash::BuildHasherDefault<OffsetHasher>>;
-
-/// One shard of a slot index.
-type Shard = Mutex<OffsetMap>;
-
 /// A swapped-on area: its slots and pins, its device, and the slot index.
 pub(crate) struct Area {
     pub(crate) slots: SwapArea,
     pub(crate) device: Box<dyn SwapDevice>,
-    shards: Box<[Shard]>,
+    /// The slot index: one cell per slot, 8 bytes each whether used or not
+    /// (the kernel's per-slot swap table). A lookup is one load at a fixed
+    /// address, with no lock; every change happens under the slot's pin.
+    index: Box<[ItemCell<Entry>]>,
 }
 
 impl Area {
     pub(crate) fn new(slots: SwapArea, device: Box<dyn SwapDevice>) -> Self {
+        let index = (0..slots.slots()).map(|_| ItemCell::new()).collect();
         Area {
             slots,
             device,
-            shards: (0..SHARDS)
-                .map(|_| Mutex::new(OffsetMap::default()))
-                .collect(),
+            index,
         }
     }
 
-    fn shard(&self, offset: u32) -> &Shard {
-        &self.shards[offset as usize % SHARDS]
+    /// The cell of `offset`, which the area's pin has already accepted.
+    fn cell(&self, offset: u32) -> &ItemCell<Entry> {
+        &self.index[offset as usize]
     }
 
     /// Puts `entry` at `offset`; returns the entry it replaced.
     pub(crate) fn insert(&self, offset: u32, entry: Item<Entry>) -> Option<Item<Entry>> {
-        self.shard(offset).lock().insert(offset, entry)
+        self.cell(offset).replace(Some(entry))
     }
 
     /// Takes the entry at `offset` out of the index.
     pub(crate) fn remove(&self, offset: u32) -> Option<Item<Entry>> {
-        self.shard(offset).lock().remove(&offset)
+        self.cell(offset).take()
     }
 
     /// Whether `offset` maps to exactly `entry`.
     pub(crate) fn maps_to(&self, offset: u32, entry: &Item<Entry>) -> bool {
-        self.shard(offset)
-            .lock()
-            .get(&offset)
-            .is_some_and(|cur| Item::ptr_eq(cur, entry))
+        self.cell(offset).holds(entry)
     }
 
     /// Takes every entry out of the index (teardown).
     pub(crate) fn drain(&self) -> Vec<Item<Entry>> {
-        self.shards
-            .iter()
-            .flat_map(|s| s.lock().drain().map(|(_, e)| e).collect::<Vec<_>>())
-            .collect()
+        self.index.iter().filter_map(ItemCell::take).collect()
+    }
+
+    /// Bytes of the slot index (all slots, used or not).
+    pub(crate) fn index_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.index)
     }
 
     /// Entries in the index now.
     pub(crate) fn entries(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().len()).sum()
+        self.index.iter().filter(|c| !c.is_empty()).count()
     }
 }
 

@@ -36,8 +36,8 @@ use stats::Counters;
 use crate::sync::{Arc, AtomicBool, AtomicUsize};
 use crate::table::AppendTable;
 use crate::{
-    AreaId, Compressor, Error, GroupId, Groups, Item, ListLru, NodeId, RoundRobin, SwapArea,
-    SwapDevice, SwapSlot, ZsPool, PAGE_SIZE,
+    AreaId, Compressor, Error, GroupId, Groups, ListLru, NodeId, RoundRobin, SwapArea, SwapDevice,
+    SwapSlot, ZsPool, PAGE_SIZE,
 };
 
 /// One compressed pool: a compressor and the allocator its objects live in.
@@ -313,12 +313,13 @@ impl Zswap {
     }
 
     /// Heap bytes of one entry beyond its compressed object: the entry
-    /// itself (an LRU item), its slot-index cell, and its pool metadata
-    /// (handle entry and span share), as last measured by the pool.
+    /// itself (an LRU item), its share of the slot index (8 bytes per slot
+    /// of every area ever swapped on, used or not, spread over the entries
+    /// stored), and its
+    /// pool metadata (handle entry and span share), as last measured by the
+    /// pool.
     pub fn metadata_bytes_per_entry(&self) -> f64 {
         let item = crate::lru::item_bytes::<Entry>() as f64;
-        // hashbrown: key + value + one control byte, at 7/8 load at most.
-        let index = (4 + std::mem::size_of::<Item<Entry>>() + 1) as f64 * 8.0 / 7.0;
         let (objects, meta) = self
             .inner
             .pools
@@ -327,6 +328,14 @@ impl Zswap {
             .fold((0usize, 0usize), |(o, m), s| {
                 (o + s.objects, m + s.meta_bytes)
             });
+        let entries = self.inner.stats.snapshot(0).stored_pages.max(1) as f64;
+        let index = self
+            .inner
+            .areas
+            .iter()
+            .map(Area::index_bytes)
+            .sum::<usize>() as f64
+            / entries;
         let pool = if objects > 0 {
             meta as f64 / objects as f64
         } else {
