@@ -1,8 +1,10 @@
-//! The proptest state machine for the zswap facade: random swap-outs,
-//! swap-ins, frees, limit and writeback settings, group creation and
-//! offline, shrinks, worker runs and compressor switches; every page read
-//! back byte-equal, rejections only where writeback is disabled, and the
-//! counters and charges equal to the live entries after every step.
+//! The proptest state machine for the zswap facade against its sequential
+//! model (`zswap::testing::zswap_seq`): random swap-outs, swap-ins, frees,
+//! limit and writeback settings, group creation and offline, shrinks,
+//! scans, worker runs and compressor switches. After every step the result
+//! is the model's, every live slot's page is where the model says and
+//! byte-equal to what went out, and every debugfs counter, every group's
+//! memory.stat counters and every list's count equal the model's.
 
 use proptest::prelude::*;
 use zswap::testing::zswap_model::{ZswapHarness, ZswapOp};

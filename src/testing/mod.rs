@@ -63,3 +63,5 @@ pub mod store_model;
 pub mod swapfile;
 #[cfg(not(loom))]
 pub mod zswap_model;
+#[cfg(not(loom))]
+pub mod zswap_seq;

@@ -1,13 +1,15 @@
 //! A harness that drives the [`Zswap`] facade with random operations and
-//! checks it against what a sequential model knows: every live slot reads
-//! back the page that went out, rejections happen only when the model says
-//! they may, and the counters and charges always match the live entries.
-//! Driven by `tests/zswap_model.rs` (proptest) and the `zswap_ops` fuzz
-//! target.
+//! runs the sequential model (`zswap_seq.rs`) beside it. After every step:
+//! the operation returned what the model says; every live slot's page is
+//! where the model says (zswap or the device) and byte-equal to what went
+//! out; every debugfs counter, every group's memory.stat counters and every
+//! list's count equal the model's. Driven by `tests/zswap_model.rs`
+//! (proptest) and the `zswap_ops` fuzz target.
 
+use super::zswap_seq::{Model, Place};
 use crate::{
-    Error, GroupId, Groups, LruPolicy, MemDevice, NodeId, PoolLimit, SwapSlot, Topology, Zswap,
-    ZswapConfig, PAGE_SIZE,
+    Compressor, GroupId, Groups, LruPolicy, MemDevice, NodeId, PoolLimit, SwapSlot, Topology,
+    Zswap, ZswapConfig, PAGE_SIZE,
 };
 
 /// One operation; picks are taken modulo what exists.
@@ -37,12 +39,14 @@ pub enum ZswapOp {
     SetCompressor { which: u8 },
 }
 
-/// The facade under test and what the model knows.
+/// The facade under test and its model.
 pub struct ZswapHarness {
     groups: Groups,
     zswap: Zswap,
+    model: Model,
     pages: &'static [Vec<u8>],
-    live: Vec<(SwapSlot, usize)>,
+    /// Live slots, in the order picks index them.
+    live: Vec<SwapSlot>,
     ids: Vec<GroupId>,
 }
 
@@ -67,6 +71,21 @@ impl Default for ZswapHarness {
     }
 }
 
+/// The group `pick` names: one past the end names one that does not exist.
+fn pick_group(ids: &[GroupId], pick: u8) -> GroupId {
+    let i = usize::from(pick) % (ids.len() + 1);
+    ids.get(i).copied().unwrap_or(GroupId::from_raw(9999))
+}
+
+/// `Ok` if the real result equals the model's, else what differed.
+fn same<T: PartialEq + std::fmt::Debug>(what: &str, real: T, model: T) -> Result<(), String> {
+    if real == model {
+        Ok(())
+    } else {
+        Err(format!("{what}: got {real:?}, the model says {model:?}"))
+    }
+}
+
 impl ZswapHarness {
     /// A zswap with a 192 KiB pool limit over a 4096-page memory device.
     pub fn new() -> Self {
@@ -88,7 +107,9 @@ impl ZswapHarness {
         zswap
             .swapon(Box::new(MemDevice::new(4096)))
             .expect("swapon");
+        let (max, accept) = zswap.limits();
         ZswapHarness {
+            model: Model::new(zswap.compressor(), max, accept, policy),
             groups,
             zswap,
             pages: make_pages(),
@@ -97,13 +118,7 @@ impl ZswapHarness {
         }
     }
 
-    fn group(&self, pick: u8) -> GroupId {
-        // One past the end names a group that does not exist.
-        let i = usize::from(pick) % (self.ids.len() + 1);
-        self.ids.get(i).copied().unwrap_or(GroupId::from_raw(9999))
-    }
-
-    /// Applies `op` and checks; `Err` says what went wrong.
+    /// Applies `op` to both and compares; `Err` says what differed.
     pub fn apply(&mut self, op: &ZswapOp) -> Result<(), String> {
         self.step(op)
             .and_then(|()| self.check())
@@ -111,123 +126,143 @@ impl ZswapHarness {
     }
 
     fn step(&mut self, op: &ZswapOp) -> Result<(), String> {
-        let z = &self.zswap;
-        let g = &self.groups;
+        let (z, g, m) = (&self.zswap, &self.groups, &mut self.model);
+        let pick = |p| pick_group(&self.ids, p);
         match *op {
             ZswapOp::SwapOut { page, group } => {
                 let i = usize::from(page) % self.pages.len();
-                let gid = self.group(group);
-                match z.swap_out(&self.pages[i], gid) {
-                    Ok(slot) => self.live.push((slot, i)),
-                    Err(Error::Rejected) => {
-                        if g.writeback_enabled(gid) != Ok(false) {
-                            return Err("rejected although writeback is allowed".into());
-                        }
+                let gid = pick(group);
+                let want = m.swap_out(i, &self.pages[i], gid);
+                match (z.swap_out(&self.pages[i], gid), want) {
+                    (Ok(slot), Ok((_, pending))) => {
+                        // Where it went is checked with every live slot.
+                        m.place(slot.offset, pending);
+                        self.live.push(slot);
                     }
-                    Err(Error::GroupOffline(x)) if x == gid && !g.is_online(gid) => {}
-                    Err(Error::UnknownGroup(x)) if x == gid => {}
-                    Err(e) => return Err(format!("swap_out: {e}")),
+                    (real, want) => same("swap_out", real.map(|_| ()), want.map(|_| ()))?,
                 }
             }
             ZswapOp::SwapIn { pick } | ZswapOp::Free { pick } => {
                 if self.live.is_empty() {
                     return Ok(());
                 }
-                let (slot, i) = self.live.swap_remove(usize::from(pick) % self.live.len());
+                let slot = self.live.swap_remove(usize::from(pick) % self.live.len());
                 if matches!(op, ZswapOp::Free { .. }) {
                     z.free(slot).map_err(|e| e.to_string())?;
+                    m.free(slot.offset);
                 } else {
                     let mut page = vec![0u8; PAGE_SIZE];
                     z.swap_in(slot, &mut page).map_err(|e| e.to_string())?;
+                    let (_, i) = m.swap_in(slot.offset).ok_or("a live slot the model lost")?;
                     if page != self.pages[i] {
                         return Err(format!("{slot} read back other bytes"));
                     }
                 }
             }
             ZswapOp::SetMax { group, kib } => {
-                let _ = g.set_zswap_max(self.group(group), kib.map(|k| u64::from(k) * 1024));
+                let (gid, max) = (pick(group), kib.map(|k| u64::from(k) * 1024));
+                same(
+                    "set_zswap_max",
+                    g.set_zswap_max(gid, max),
+                    m.set_max(gid, max),
+                )?;
             }
             ZswapOp::SetWriteback { group, enabled } => {
-                let _ = g.set_zswap_writeback(self.group(group), enabled);
+                let gid = pick(group);
+                same(
+                    "set_zswap_writeback",
+                    g.set_zswap_writeback(gid, enabled),
+                    m.set_writeback(gid, enabled),
+                )?;
             }
             ZswapOp::Create { parent } => {
                 if self.ids.len() < 6 {
-                    if let Ok(id) = g.create(self.group(parent)) {
+                    let parent = pick(parent);
+                    let id = g.create(parent);
+                    same("create", id.clone(), m.create(parent))?;
+                    if let Ok(id) = id {
                         self.ids.push(id);
                     }
                 }
             }
             ZswapOp::Offline { group } => {
-                let _ = g.offline(self.group(group));
+                let gid = pick(group);
+                same("offline", g.offline(gid), m.offline(gid))?;
             }
             ZswapOp::Shrink { group } => {
-                let _ = z.shrink_group(self.group(group));
+                let gid = pick(group);
+                same("shrink_group", z.shrink_group(gid), m.shrink_group(gid))?;
             }
             ZswapOp::Scan { group, nr } => {
-                let _ = z.scan(NodeId::ZERO, self.group(group), usize::from(nr));
+                let (gid, nr) = (pick(group), usize::from(nr));
+                same("scan", z.scan(NodeId::ZERO, gid, nr), m.scan(gid, nr))?;
             }
             ZswapOp::WorkerPass => {
-                z.shrink_worker_pass();
+                same("shrink worker", z.shrink_worker_pass(), m.worker_pass())?;
             }
             ZswapOp::SetCompressor { which } => {
-                let names = crate::Compressor::names();
-                z.set_compressor(names[usize::from(which) % names.len()])
-                    .map_err(|e| e.to_string())?;
+                let names = Compressor::names();
+                let name = names[usize::from(which) % names.len()];
+                z.set_compressor(name).map_err(|e| e.to_string())?;
+                m.set_compressor(Compressor::by_name(name).map_err(|e| e.to_string())?);
             }
         }
         Ok(())
     }
 
-    /// Counters and charges against the live entries.
+    /// Every live page, every counter and every list count against the
+    /// model.
     fn check(&self) -> Result<(), String> {
-        let s = self.zswap.stats();
-        let root = self
-            .groups
-            .stats(GroupId::ROOT)
-            .map_err(|e| e.to_string())?;
-        if s.stored_pages > self.live.len() as u64 {
-            return Err(format!(
-                "{} stored for {} live slots",
-                s.stored_pages,
-                self.live.len()
-            ));
+        same("stats", self.zswap.stats(), self.model.stats())?;
+        for i in 0..self.model.groups() {
+            let id = GroupId::from_raw(i as u32);
+            same(
+                &format!("{id:?}'s stats"),
+                self.groups.stats(id),
+                self.model.group_stats(id),
+            )?;
+            same(
+                &format!("{id:?}'s list count"),
+                self.zswap.count(NodeId::ZERO, id),
+                Ok(self.model.listed(id)),
+            )?;
         }
-        if root.zswapped != s.stored_pages {
-            return Err(format!(
-                "root zswapped {} != stored {}",
-                root.zswapped, s.stored_pages
-            ));
-        }
-        if root.zswap_incomp != s.stored_incompressible_pages {
-            return Err("incompressible count differs from the charges".into());
-        }
-        let on_lists: usize = (0..self.groups.len() as u32)
-            .map(|i| {
-                self.zswap
-                    .count(NodeId::ZERO, GroupId::from_raw(i))
-                    .unwrap_or(0)
-            })
-            .sum();
-        if on_lists as u64 + s.same_filled_pages != s.stored_pages {
-            return Err(format!(
-                "{on_lists} on lists + {} same-filled != {} stored",
-                s.same_filled_pages, s.stored_pages
-            ));
+        same("live slots", self.live.len(), self.model.slots().count())?;
+        let mut page = vec![0u8; PAGE_SIZE];
+        for &slot in &self.live {
+            let (place, i) = self
+                .model
+                .place_of(slot.offset)
+                .ok_or_else(|| format!("{slot} is live but the model has no page for it"))?;
+            let in_zswap = self
+                .zswap
+                .peek(slot, &mut page)
+                .map_err(|e| e.to_string())?;
+            same(&format!("{slot}'s place"), in_zswap, place == Place::Zswap)?;
+            if page != self.pages[i] {
+                return Err(format!("{slot} holds other bytes"));
+            }
         }
         Ok(())
     }
 
-    /// Swaps every live slot in and checks that nothing is left charged.
+    /// Swaps every live slot in; afterwards nothing may be stored or
+    /// charged, and the counters still equal the model's.
     pub fn drain(&mut self) -> Result<(), String> {
-        for (slot, i) in std::mem::take(&mut self.live) {
+        for slot in std::mem::take(&mut self.live) {
             let mut page = vec![0u8; PAGE_SIZE];
             self.zswap
                 .swap_in(slot, &mut page)
                 .map_err(|e| e.to_string())?;
+            let (_, i) = self
+                .model
+                .swap_in(slot.offset)
+                .ok_or("a live slot the model lost")?;
             if page != self.pages[i] {
                 return Err(format!("{slot} read back other bytes at the end"));
             }
         }
+        self.check()?;
         let s = self.zswap.stats();
         let root = self
             .groups

@@ -267,6 +267,32 @@ impl Zswap {
         r
     }
 
+    /// Reads `slot`'s page from wherever it is and changes nothing: no list
+    /// moves, no counters, the entry stays. `Ok(true)` if zswap holds it,
+    /// `Ok(false)` if it was read from the device. For the model harness,
+    /// which checks every live slot after every step: under the slot's pin
+    /// the entry leaves the index only for the read and goes back as it
+    /// was.
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn peek(&self, slot: SwapSlot, page: &mut [u8]) -> Result<bool, Error> {
+        if page.len() != PAGE_SIZE {
+            return Err(Error::PageSize(page.len()));
+        }
+        let area = self.inner.area(slot.area)?;
+        let _pin = area.slots.pin(slot.offset)?;
+        match area.remove(slot.offset) {
+            Some(entry) => {
+                let r = self.inner.decompress(&entry, page);
+                area.insert(slot.offset, entry);
+                r.map(|()| true)
+            }
+            None => area
+                .device
+                .read_page(u64::from(slot.offset), page)
+                .map(|()| false),
+        }
+    }
+
     /// Frees `slot` without reading it (the page was discarded).
     pub fn free(&self, slot: SwapSlot) -> Result<(), Error> {
         self.invalidate(slot)

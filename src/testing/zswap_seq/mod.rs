@@ -1,0 +1,463 @@
+//! The sequential model of the zswap facade that `zswap_model.rs` runs
+//! beside the real one: what each operation returns, where each page is
+//! (zswap or the device), and every counter, global and per group. It is
+//! written from the semantics alone (`zswap_store`, `zswap_load`,
+//! `shrink_memcg`, `shrink_worker`, the list_lru walk, cgroup v2's
+//! `memory.zswap.*` files) with plain collections, one thread, no pins.
+//!
+//! It borrows two things from the crate, each checked by its own model:
+//! the codecs (a page's compressed length) and the allocator. A shadow
+//! [`ZsPool`] per real pool gets the same allocations and frees in the same
+//! order, so its footprint is the real pool's, which is what the global
+//! limit and the shrink worker act on. How the pool packs objects is
+//! `store_model.rs`'s subject, not this one's.
+
+use std::collections::BTreeMap;
+
+mod reclaim;
+
+use crate::{
+    Compressor, Error, GroupId, GroupStats, Handle, LruPolicy, PoolConfig, ShrinkResult, ZsPool,
+    ZswapStats, PAGE_SIZE,
+};
+
+/// Where a page is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// In zswap.
+    Zswap,
+    /// On the swap device.
+    Device,
+}
+
+struct Group {
+    parent: Option<usize>,
+    children: Vec<usize>,
+    online: bool,
+    /// `memory.zswap.max`; `None` is "max".
+    max: Option<u64>,
+    writeback: bool,
+    stats: GroupStats,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Same,
+    Compressed,
+    Incompressible,
+}
+
+struct Entry {
+    page: usize,
+    /// The group charged.
+    group: usize,
+    len: u64,
+    kind: Kind,
+    /// The pool and shadow handle (not for same-filled pages).
+    object: Option<(usize, Handle)>,
+    referenced: bool,
+}
+
+struct Pool {
+    compressor: Compressor,
+    shadow: ZsPool,
+    entries: usize,
+}
+
+/// A swapped-out page the caller is about to give its slot (see
+/// [`Model::swap_out`]): a new entry, or a page for the device.
+pub struct Pending {
+    entry: Option<Entry>,
+    page: usize,
+}
+
+/// The model.
+pub struct Model {
+    global_list: bool,
+    max_bytes: u64,
+    accept_bytes: u64,
+    groups: Vec<Group>,
+    entries: BTreeMap<u32, Entry>,
+    /// Slot → page, for pages on the device.
+    device: BTreeMap<u32, usize>,
+    /// Group → the slots on its list, coldest first (under
+    /// [`LruPolicy::Global`], everyone's sit on the root's).
+    lists: BTreeMap<usize, Vec<u32>>,
+    pools: Vec<Pool>,
+    current: usize,
+    reached_full: bool,
+    /// The shrink worker's cursor: the group last returned, `None` at the
+    /// start of a pass.
+    cursor: Option<usize>,
+    stats: ZswapStats,
+}
+
+impl Model {
+    /// A model of a zswap with `compressor`, global limit `max_bytes`,
+    /// accept threshold `accept_bytes`, lists by `policy`, and only the
+    /// root group.
+    pub fn new(
+        compressor: Compressor,
+        max_bytes: u64,
+        accept_bytes: u64,
+        policy: LruPolicy,
+    ) -> Self {
+        let mut m = Model {
+            global_list: policy == LruPolicy::Global,
+            max_bytes,
+            accept_bytes,
+            groups: vec![Group {
+                parent: None,
+                children: Vec::new(),
+                online: true,
+                max: None,
+                writeback: true,
+                stats: GroupStats::default(),
+            }],
+            entries: BTreeMap::new(),
+            device: BTreeMap::new(),
+            lists: BTreeMap::new(),
+            pools: Vec::new(),
+            current: 0,
+            reached_full: false,
+            cursor: None,
+            stats: ZswapStats::default(),
+        };
+        m.set_compressor(compressor);
+        m
+    }
+
+    // --- groups -------------------------------------------------------
+
+    fn index(&self, id: GroupId) -> Result<usize, Error> {
+        let i = id.index();
+        if i < self.groups.len() {
+            Ok(i)
+        } else {
+            Err(Error::UnknownGroup(id))
+        }
+    }
+
+    fn non_root(&self, id: GroupId) -> Result<usize, Error> {
+        match self.index(id)? {
+            0 => Err(Error::RootGroup),
+            i => Ok(i),
+        }
+    }
+
+    fn ancestors(&self, g: usize) -> Vec<usize> {
+        std::iter::successors(Some(g), |&a| self.groups[a].parent).collect()
+    }
+
+    fn writeback_enabled(&self, g: usize) -> bool {
+        self.ancestors(g).iter().all(|&a| self.groups[a].writeback)
+    }
+
+    fn may_zswap(&self, g: usize) -> bool {
+        self.ancestors(g)
+            .iter()
+            .filter(|&&a| self.groups[a].parent.is_some())
+            .all(|&a| match self.groups[a].max {
+                None => true,
+                Some(max) => max != 0 && self.groups[a].stats.zswap < max,
+            })
+    }
+
+    fn count(&mut self, g: usize, f: impl Fn(&mut GroupStats)) {
+        for a in self.ancestors(g) {
+            f(&mut self.groups[a].stats);
+        }
+    }
+
+    /// `Groups::create`.
+    pub fn create(&mut self, parent: GroupId) -> Result<GroupId, Error> {
+        let p = self.index(parent)?;
+        if !self.groups[p].online {
+            return Err(Error::GroupOffline(parent));
+        }
+        let id = self.groups.len();
+        self.groups.push(Group {
+            parent: Some(p),
+            children: Vec::new(),
+            online: true,
+            max: None,
+            // A new cgroup's zswap.writeback starts as its parent's own.
+            writeback: self.groups[p].writeback,
+            stats: GroupStats::default(),
+        });
+        self.groups[p].children.push(id);
+        Ok(GroupId::from_raw(id as u32))
+    }
+
+    /// `Groups::offline`: the group's lists go onto the cold end of its
+    /// parent's.
+    pub fn offline(&mut self, id: GroupId) -> Result<(), Error> {
+        let g = self.index(id)?;
+        let Some(parent) = self.groups[g].parent else {
+            return Err(Error::RootGroup);
+        };
+        if !self.groups[g].online {
+            return Err(Error::GroupOffline(id));
+        }
+        if self.groups[g]
+            .children
+            .iter()
+            .any(|&c| self.groups[c].online)
+        {
+            return Err(Error::HasOnlineChildren(id));
+        }
+        self.groups[g].online = false;
+        let mut moved = self.lists.remove(&g).unwrap_or_default();
+        let list = self.lists.entry(parent).or_default();
+        moved.append(list);
+        *list = moved;
+        Ok(())
+    }
+
+    /// `Groups::set_zswap_max`.
+    pub fn set_max(&mut self, id: GroupId, max: Option<u64>) -> Result<(), Error> {
+        let g = self.non_root(id)?;
+        self.groups[g].max = max.map(|m| m.min(u64::MAX - 1));
+        Ok(())
+    }
+
+    /// `Groups::set_zswap_writeback`.
+    pub fn set_writeback(&mut self, id: GroupId, enabled: bool) -> Result<(), Error> {
+        let g = self.non_root(id)?;
+        self.groups[g].writeback = enabled;
+        Ok(())
+    }
+
+    /// `id`'s hierarchical counters.
+    pub fn group_stats(&self, id: GroupId) -> Result<GroupStats, Error> {
+        Ok(self.groups[self.index(id)?].stats)
+    }
+
+    /// Groups ever created.
+    pub fn groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    // --- pools --------------------------------------------------------
+
+    /// `Zswap::set_compressor`: a new current pool.
+    pub fn set_compressor(&mut self, compressor: Compressor) {
+        self.pools.push(Pool {
+            compressor,
+            shadow: ZsPool::new(PoolConfig::default()).expect("the default pool config is valid"),
+            entries: 0,
+        });
+        self.current = self.pools.len() - 1;
+    }
+
+    fn footprint(&self) -> u64 {
+        self.pools.iter().map(|p| p.shadow.footprint() as u64).sum()
+    }
+
+    /// Every counter `Zswap::stats` must report.
+    pub fn stats(&self) -> ZswapStats {
+        ZswapStats {
+            pool_total_size: self.footprint(),
+            ..self.stats
+        }
+    }
+
+    // --- store, load, free ----------------------------------------------
+
+    fn global_limit_allows(&mut self) -> bool {
+        let total = self.footprint();
+        if total >= self.max_bytes {
+            self.stats.pool_limit_hit += 1;
+            self.reached_full = true;
+            return false;
+        }
+        if self.reached_full {
+            if total > self.accept_bytes {
+                return false;
+            }
+            self.reached_full = false;
+        }
+        true
+    }
+
+    /// `zswap_store` of `page` (number `page_no`) for group `g`: the entry,
+    /// or `None` if rejected.
+    fn store(&mut self, page_no: usize, page: &[u8], g: usize) -> Option<Entry> {
+        if !self.may_zswap(g) {
+            let freed = self.shrink(g, true);
+            if !matches!(freed, ShrinkResult::Wrote(_)) || !self.may_zswap(g) {
+                return None;
+            }
+        }
+        if !self.global_limit_allows() {
+            return None;
+        }
+        let (kind, len) = if crate::zswap::same_filled(page).is_some() {
+            (Kind::Same, 0)
+        } else {
+            let mut buf = vec![0u8; PAGE_SIZE];
+            match self.pools[self.current]
+                .compressor
+                .compress(page, &mut buf[..PAGE_SIZE - 1])
+            {
+                Ok(n) => (Kind::Compressed, n),
+                Err(Error::CompressPoor) if self.writeback_enabled(g) => {
+                    (Kind::Incompressible, PAGE_SIZE)
+                }
+                Err(Error::CompressPoor) => {
+                    self.stats.reject_compress_poor += 1;
+                    return None;
+                }
+                Err(_) => {
+                    self.stats.reject_compress_fail += 1;
+                    return None;
+                }
+            }
+        };
+        let object = (kind != Kind::Same).then(|| {
+            let pool = &mut self.pools[self.current];
+            pool.entries += 1;
+            let h = pool.shadow.alloc(len).expect("a page fits the pool");
+            (self.current, h)
+        });
+        let len = len as u64;
+        let incompressible = kind == Kind::Incompressible;
+        self.count(g, |s| {
+            s.zswap += len;
+            s.zswapped += 1;
+            s.zswap_incomp += u64::from(incompressible);
+            s.zswpout += 1;
+        });
+        self.stats.stored_pages += 1;
+        match kind {
+            Kind::Same => self.stats.same_filled_pages += 1,
+            Kind::Incompressible => self.stats.stored_incompressible_pages += 1,
+            Kind::Compressed => {}
+        }
+        Some(Entry {
+            page: page_no,
+            group: g,
+            len,
+            kind,
+            object,
+            referenced: true,
+        })
+    }
+
+    /// `Zswap::swap_out` of `page` (number `page_no`) for `id`: where it
+    /// will be, and what to hand [`place`](Self::place) with the slot the
+    /// real call returned.
+    pub fn swap_out(
+        &mut self,
+        page_no: usize,
+        page: &[u8],
+        id: GroupId,
+    ) -> Result<(Place, Pending), Error> {
+        let g = self.index(id)?;
+        if !self.groups[g].online {
+            return Err(Error::GroupOffline(id));
+        }
+        match self.store(page_no, page, g) {
+            Some(e) => Ok((
+                Place::Zswap,
+                Pending {
+                    entry: Some(e),
+                    page: page_no,
+                },
+            )),
+            None if self.writeback_enabled(g) => Ok((
+                Place::Device,
+                Pending {
+                    entry: None,
+                    page: page_no,
+                },
+            )),
+            None => Err(Error::Rejected),
+        }
+    }
+
+    /// Gives a swapped-out page its slot (the store's last step: an entry
+    /// goes onto the tail of its list).
+    pub fn place(&mut self, slot: u32, pending: Pending) {
+        assert!(
+            self.place_of(slot).is_none(),
+            "slot {slot} handed out twice"
+        );
+        match pending.entry {
+            Some(e) => {
+                if e.kind != Kind::Same {
+                    let list = self.list_of(e.group);
+                    self.lists.entry(list).or_default().push(slot);
+                }
+                self.entries.insert(slot, e);
+            }
+            None => {
+                self.device.insert(slot, pending.page);
+            }
+        }
+    }
+
+    /// Where `slot`'s page is, and which page it is.
+    pub fn place_of(&self, slot: u32) -> Option<(Place, usize)> {
+        match (self.entries.get(&slot), self.device.get(&slot)) {
+            (Some(e), _) => Some((Place::Zswap, e.page)),
+            (None, Some(&p)) => Some((Place::Device, p)),
+            (None, None) => None,
+        }
+    }
+
+    /// Every slot in use.
+    pub fn slots(&self) -> impl Iterator<Item = u32> + '_ {
+        self.entries.keys().chain(self.device.keys()).copied()
+    }
+
+    /// Releases everything an entry holds (`zswap_entry_free`).
+    fn free_entry(&mut self, slot: u32, e: Entry) {
+        for list in self.lists.values_mut() {
+            list.retain(|&s| s != slot);
+        }
+        let incompressible = e.kind == Kind::Incompressible;
+        for a in self.ancestors(e.group) {
+            let s = &mut self.groups[a].stats;
+            s.zswap = s
+                .zswap
+                .checked_sub(e.len)
+                .expect("uncharged what was charged");
+            s.zswapped -= 1;
+            s.zswap_incomp -= u64::from(incompressible);
+        }
+        self.stats.stored_pages -= 1;
+        match e.kind {
+            Kind::Same => self.stats.same_filled_pages -= 1,
+            Kind::Incompressible => self.stats.stored_incompressible_pages -= 1,
+            Kind::Compressed => {}
+        }
+        if let Some((pi, h)) = e.object {
+            let pool = &mut self.pools[pi];
+            pool.shadow.free(h).expect("a shadow object is freed once");
+            pool.entries -= 1;
+            if pool.entries == 0 && pi != self.current {
+                pool.shadow.shrink_cache();
+            }
+        }
+    }
+
+    /// `Zswap::swap_in` of `slot`: where the page came from, and which.
+    pub fn swap_in(&mut self, slot: u32) -> Option<(Place, usize)> {
+        if let Some(e) = self.entries.remove(&slot) {
+            self.count(e.group, |s| s.zswpin += 1);
+            let page = e.page;
+            self.free_entry(slot, e);
+            return Some((Place::Zswap, page));
+        }
+        self.device.remove(&slot).map(|p| (Place::Device, p))
+    }
+
+    /// `Zswap::free` of `slot`.
+    pub fn free(&mut self, slot: u32) {
+        if let Some(e) = self.entries.remove(&slot) {
+            self.free_entry(slot, e);
+        }
+        self.device.remove(&slot);
+    }
+}

@@ -1,0 +1,181 @@
+//! The model's reclaim: the list walk with second chance, `shrink_memcg`,
+//! the shrinker's scan, the round-robin cursor and the shrink worker.
+
+use super::Model;
+use crate::{Error, GroupId, ShrinkResult};
+
+/// The shrink worker's give-up count (`MAX_RECLAIM_RETRIES`).
+const MAX_RECLAIM_RETRIES: u32 = 16;
+
+impl Model {
+    pub(super) fn list_of(&self, g: usize) -> usize {
+        if self.global_list {
+            0
+        } else {
+            g
+        }
+    }
+
+    /// The list walk with the writeback callback, from the cold end, one
+    /// budget unit per entry shown: a referenced entry is rotated to the
+    /// hot end once (second chance); on everyone's list an entry whose
+    /// group may not write back is skipped; any other is written back and
+    /// the walk restarts from the head. The device never fails here.
+    fn walk(&mut self, list: usize, asker: Option<usize>, budget: &mut usize) -> usize {
+        let mut written = 0;
+        let mut i = 0;
+        while let Some(&slot) = self.lists.get(&list).and_then(|l| l.get(i)) {
+            if *budget == 0 {
+                break;
+            }
+            *budget -= 1;
+            let e = self.entries.get_mut(&slot).expect("listed entries exist");
+            if e.referenced {
+                e.referenced = false;
+                let l = self.lists.get_mut(&list).expect("walked");
+                let last = i + 1 == l.len();
+                l.remove(i);
+                l.push(slot);
+                // The walk goes on from the rotated entry's old successor,
+                // which is none if it was last.
+                if last {
+                    break;
+                }
+                continue;
+            }
+            let group = e.group;
+            if self.global_list && !self.writeback_enabled(group) {
+                i += 1;
+                continue;
+            }
+            let e = self.entries.remove(&slot).expect("listed entries exist");
+            self.device.insert(slot, e.page);
+            self.count(group, |s| s.zswpwb += 1);
+            self.stats.written_back_pages += 1;
+            self.free_entry(slot, e);
+            written += 1;
+            if let Some(asker) = asker {
+                if !self.ancestors(group).contains(&asker) {
+                    self.count(group, |s| s.zswpwb_foreign += 1);
+                }
+            }
+            i = 0;
+        }
+        written
+    }
+
+    /// `shrink_memcg`: one entry from `g`'s own list.
+    pub(super) fn shrink(&mut self, g: usize, for_limit: bool) -> ShrinkResult {
+        if !self.groups[g].online || !self.writeback_enabled(g) {
+            return ShrinkResult::Skipped;
+        }
+        let list = self.list_of(g);
+        if self.lists.get(&list).is_none_or(Vec::is_empty) {
+            return ShrinkResult::Skipped;
+        }
+        let mut budget = 1;
+        match self.walk(list, for_limit.then_some(g), &mut budget) {
+            0 => ShrinkResult::Failed,
+            n => ShrinkResult::Wrote(n),
+        }
+    }
+
+    /// `Zswap::shrink_group`.
+    pub fn shrink_group(&mut self, id: GroupId) -> Result<ShrinkResult, Error> {
+        let g = self.index(id)?;
+        Ok(self.shrink(g, false))
+    }
+
+    /// `Zswap::scan` of up to `nr` entries of `id`'s own list (under
+    /// [`LruPolicy::Global`] only the root's holds anything).
+    pub fn scan(&mut self, id: GroupId, nr: usize) -> Result<usize, Error> {
+        let g = self.index(id)?;
+        if !self.writeback_enabled(g) {
+            return Ok(0);
+        }
+        let mut budget = nr;
+        Ok(self.walk(g, None, &mut budget))
+    }
+
+    /// The pre-order successor of `g`, into its children only if `descend`.
+    fn pre_order_next(&self, g: usize, descend: bool) -> Option<usize> {
+        if descend {
+            if let Some(&c) = self.groups[g].children.first() {
+                return Some(c);
+            }
+        }
+        let mut cur = g;
+        loop {
+            let parent = self.groups[cur].parent?;
+            let siblings = &self.groups[parent].children;
+            let at = siblings
+                .iter()
+                .position(|&s| s == cur)
+                .expect("a child of its parent");
+            if let Some(&next) = siblings.get(at + 1) {
+                return Some(next);
+            }
+            cur = parent;
+        }
+    }
+
+    /// The round-robin cursor's next online group, `None` once per pass.
+    fn next_group(&mut self) -> Option<usize> {
+        let next = match self.cursor {
+            None => Some(0),
+            Some(g) => {
+                let mut cur = g;
+                let mut descend = self.groups[g].online;
+                loop {
+                    match self.pre_order_next(cur, descend) {
+                        Some(n) if self.groups[n].online => break Some(n),
+                        Some(n) => {
+                            cur = n;
+                            descend = false;
+                        }
+                        None => break None,
+                    }
+                }
+            }
+        };
+        self.cursor = next;
+        next
+    }
+
+    /// One run of the shrink worker: pages written back.
+    pub fn worker_pass(&mut self) -> usize {
+        let (mut failures, mut attempts, mut written) = (0, 0, 0);
+        while self.footprint() > self.accept_bytes {
+            let Some(g) = self.next_group() else {
+                if attempts == 0 {
+                    failures += 1;
+                    if failures == MAX_RECLAIM_RETRIES {
+                        break;
+                    }
+                }
+                attempts = 0;
+                continue;
+            };
+            match self.shrink(g, false) {
+                ShrinkResult::Skipped => {}
+                ShrinkResult::Wrote(n) => {
+                    attempts += 1;
+                    written += n;
+                }
+                ShrinkResult::Failed => {
+                    attempts += 1;
+                    failures += 1;
+                    if failures == MAX_RECLAIM_RETRIES {
+                        break;
+                    }
+                }
+            }
+        }
+        written
+    }
+
+    /// Entries on `id`'s own list (`Zswap::count`).
+    pub fn listed(&self, id: GroupId) -> usize {
+        self.lists.get(&id.index()).map_or(0, Vec::len)
+    }
+}
