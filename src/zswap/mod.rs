@@ -283,7 +283,8 @@ impl Zswap {
         match area.remove(slot.offset) {
             Some(entry) => {
                 let r = self.inner.decompress(&entry, page);
-                area.insert(slot.offset, entry);
+                let replaced = area.insert(slot.offset, entry);
+                debug_assert!(replaced.is_none(), "the pin excludes other stores");
                 r.map(|()| true)
             }
             None => area
@@ -341,9 +342,8 @@ impl Zswap {
     /// Heap bytes of one entry beyond its compressed object: the entry
     /// itself (an LRU item), its share of the slot index (8 bytes per slot
     /// of every area ever swapped on, used or not, spread over the entries
-    /// stored), and its
-    /// pool metadata (handle entry and span share), as last measured by the
-    /// pool.
+    /// stored), and its pool metadata (handle entry and span share), as
+    /// last measured by the pool.
     pub fn metadata_bytes_per_entry(&self) -> f64 {
         let item = crate::lru::item_bytes::<Entry>() as f64;
         let (objects, meta) = self

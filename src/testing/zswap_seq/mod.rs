@@ -292,7 +292,8 @@ impl Model {
         if !self.global_limit_allows() {
             return None;
         }
-        let (kind, len) = if crate::zswap::same_filled(page).is_some() {
+        // Same-filled: every 8-byte word equal (written here, not borrowed).
+        let (kind, len) = if page.chunks(8).all(|w| w == &page[..8]) {
             (Kind::Same, 0)
         } else {
             let mut buf = vec![0u8; PAGE_SIZE];
