@@ -1,5 +1,5 @@
 //! A harness that drives the [`Zswap`] facade with random operations and
-//! runs the sequential model (`zswap_seq.rs`) beside it. After every step:
+//! runs the sequential model (`zswap_seq/`) beside it. After every step:
 //! the operation returned what the model says; every live slot's page is
 //! where the model says (zswap or the device) and byte-equal to what went
 //! out; every debugfs counter, every group's memory.stat counters and every
@@ -127,11 +127,11 @@ impl ZswapHarness {
 
     fn step(&mut self, op: &ZswapOp) -> Result<(), String> {
         let (z, g, m) = (&self.zswap, &self.groups, &mut self.model);
-        let pick = |p| pick_group(&self.ids, p);
+        let group_of = |p| pick_group(&self.ids, p);
         match *op {
             ZswapOp::SwapOut { page, group } => {
                 let i = usize::from(page) % self.pages.len();
-                let gid = pick(group);
+                let gid = group_of(group);
                 let want = m.swap_out(i, &self.pages[i], gid);
                 match (z.swap_out(&self.pages[i], gid), want) {
                     (Ok(slot), Ok((_, pending))) => {
@@ -160,7 +160,7 @@ impl ZswapHarness {
                 }
             }
             ZswapOp::SetMax { group, kib } => {
-                let (gid, max) = (pick(group), kib.map(|k| u64::from(k) * 1024));
+                let (gid, max) = (group_of(group), kib.map(|k| u64::from(k) * 1024));
                 same(
                     "set_zswap_max",
                     g.set_zswap_max(gid, max),
@@ -168,7 +168,7 @@ impl ZswapHarness {
                 )?;
             }
             ZswapOp::SetWriteback { group, enabled } => {
-                let gid = pick(group);
+                let gid = group_of(group);
                 same(
                     "set_zswap_writeback",
                     g.set_zswap_writeback(gid, enabled),
@@ -177,7 +177,7 @@ impl ZswapHarness {
             }
             ZswapOp::Create { parent } => {
                 if self.ids.len() < 6 {
-                    let parent = pick(parent);
+                    let parent = group_of(parent);
                     let id = g.create(parent);
                     same("create", id.clone(), m.create(parent))?;
                     if let Ok(id) = id {
@@ -186,15 +186,15 @@ impl ZswapHarness {
                 }
             }
             ZswapOp::Offline { group } => {
-                let gid = pick(group);
+                let gid = group_of(group);
                 same("offline", g.offline(gid), m.offline(gid))?;
             }
             ZswapOp::Shrink { group } => {
-                let gid = pick(group);
+                let gid = group_of(group);
                 same("shrink_group", z.shrink_group(gid), m.shrink_group(gid))?;
             }
             ZswapOp::Scan { group, nr } => {
-                let (gid, nr) = (pick(group), usize::from(nr));
+                let (gid, nr) = (group_of(group), usize::from(nr));
                 same("scan", z.scan(NodeId::ZERO, gid, nr), m.scan(gid, nr))?;
             }
             ZswapOp::WorkerPass => {
