@@ -8,6 +8,8 @@ use crate::{Error, GroupId, ShrinkResult};
 const MAX_RECLAIM_RETRIES: u32 = 16;
 
 impl Model {
+    /// The list a group's entries go onto: its own, or the root's (which
+    /// is everyone's) under [`LruPolicy::Global`](crate::LruPolicy::Global).
     pub(super) fn list_of(&self, g: usize) -> usize {
         if self.global_list {
             0
