@@ -1,7 +1,7 @@
 //! The proptest state machine for the zswap facade against its sequential
 //! model (`zswap::testing::zswap_seq`): random swap-outs, swap-ins, frees,
 //! limit and writeback settings, group creation and offline, shrinks,
-//! scans, worker runs and compressor switches. After every step the result
+//! scans, worker runs, compactions and compressor switches. After every step the result
 //! is the model's, every live slot's page is where the model says and
 //! byte-equal to what went out, and every debugfs counter, every group's
 //! memory.stat counters and every list's count equal the model's.
@@ -22,6 +22,7 @@ fn op() -> impl Strategy<Value = ZswapOp> {
         1 => any::<u8>().prop_map(|group| ZswapOp::Shrink { group }),
         2 => (any::<u8>(), 0u8..16).prop_map(|(group, nr)| ZswapOp::Scan { group, nr }),
         1 => Just(ZswapOp::WorkerPass),
+        1 => Just(ZswapOp::Compact),
         1 => any::<u8>().prop_map(|which| ZswapOp::SetCompressor { which }),
     ]
 }

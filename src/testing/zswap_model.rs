@@ -35,6 +35,8 @@ pub enum ZswapOp {
     Scan { group: u8, nr: u8 },
     /// One shrink worker run.
     WorkerPass,
+    /// `compact`.
+    Compact,
     /// `set_compressor`.
     SetCompressor { which: u8 },
 }
@@ -200,6 +202,9 @@ impl ZswapHarness {
             ZswapOp::WorkerPass => {
                 same("shrink worker", z.shrink_worker_pass(), m.worker_pass())?;
             }
+            ZswapOp::Compact => {
+                same("compact", z.compact(), m.compact())?;
+            }
             ZswapOp::SetCompressor { which } => {
                 let names = Compressor::names();
                 let name = names[usize::from(which) % names.len()];
@@ -312,13 +317,11 @@ pub fn decode_ops(data: &[u8]) -> Vec<ZswapOp> {
                 let (group, nr) = (b(), b());
                 ZswapOp::Scan { group, nr: nr % 16 }
             }
-            14 => {
-                if b() % 2 == 0 {
-                    ZswapOp::WorkerPass
-                } else {
-                    ZswapOp::Shrink { group: b() }
-                }
-            }
+            14 => match b() % 3 {
+                0 => ZswapOp::WorkerPass,
+                1 => ZswapOp::Shrink { group: b() },
+                _ => ZswapOp::Compact,
+            },
             _ => ZswapOp::SetCompressor { which: b() },
         });
     }

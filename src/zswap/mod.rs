@@ -375,6 +375,17 @@ impl Zswap {
         crate::lru::item_bytes::<Entry>()
     }
 
+    /// Compacts every pool (zsmalloc's compaction, which the kernel runs
+    /// from the pool's own shrinker): in each size class, objects move out
+    /// of the emptiest spans into the fullest, and the emptied spans go
+    /// back to the system. Returns the bytes given back, which the global
+    /// limit then no longer counts. For a program's own memory-pressure
+    /// signal or a timer; stores, loads and writeback go on meanwhile (a
+    /// class's lock is released between spans).
+    pub fn compact(&self) -> usize {
+        self.inner.pools.iter().map(|p| p.pool.compact()).sum()
+    }
+
     /// Runs one pass of the shrink worker now (round-robin over the groups
     /// until the pool is under the accept threshold or 16 passes fail);
     /// returns the pages written back.

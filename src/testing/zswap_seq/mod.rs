@@ -250,6 +250,11 @@ impl Model {
         self.current = self.pools.len() - 1;
     }
 
+    /// `Zswap::compact`: every shadow pool compacts as the real ones do.
+    pub fn compact(&mut self) -> usize {
+        self.pools.iter().map(|p| p.shadow.compact()).sum()
+    }
+
     fn footprint(&self) -> u64 {
         self.pools.iter().map(|p| p.shadow.footprint() as u64).sum()
     }
