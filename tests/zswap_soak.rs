@@ -1,13 +1,16 @@
 //! Soak: several threads swap real pages out and in and free them while the
 //! shrink worker and writeback run against a device that fails 1% of writes
-//! and cuts another 1% short. Every page that comes back must be the page
+//! and cuts another 1% short, and another thread compacts the pools (which
+//! moves objects while loads decompress others without the class lock). Every page that comes back must be the page
 //! that went out; at the end nothing is left charged or counted.
 //!
 //! Bounded in CI (`ZSWAP_SOAK_OPS`, default 300,000 operations in all);
 //! for the long run: `ZSWAP_SOAK_OPS=1000000 cargo test --release --test zswap_soak`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use zswap::testing::faulty::FaultyDevice;
 use zswap::testing::{random_page, sample_pages};
@@ -48,6 +51,18 @@ fn soak_with_faulty_device() {
     let faulty = FaultyDevice::new(MemDevice::new(1 << 16), 100, 42);
     z.swapon(Box::new(Checksummed::new(faulty))).unwrap();
     let pages = Arc::new(pages());
+    let done = Arc::new(AtomicBool::new(false));
+    let compactor = {
+        let (z, done) = (z.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut given_back = 0;
+            while !done.load(Ordering::Relaxed) {
+                given_back += z.compact();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            given_back
+        })
+    };
 
     let handles: Vec<_> = tenants
         .iter()
@@ -101,9 +116,11 @@ fn soak_with_faulty_device() {
         let (o, f, b) = h.join().unwrap();
         sums = (sums.0 + o, sums.1 + f, sums.2 + b);
     }
+    done.store(true, Ordering::Relaxed);
+    let compacted = compactor.join().unwrap();
     let s = z.stats();
     println!(
-        "soak: {total_ops} ops, {} stored, {} failed to the device, {} read back; written back {}, reclaim failures {}, pool limit hits {}",
+        "soak: {total_ops} ops, {} stored, {} failed to the device, {} read back; written back {}, reclaim failures {}, pool limit hits {}, {compacted} bytes given back by compaction",
         sums.0, sums.1, sums.2, s.written_back_pages, s.reject_reclaim_fail, s.pool_limit_hit
     );
     assert!(s.written_back_pages > 0, "writeback ran");

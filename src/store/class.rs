@@ -4,7 +4,10 @@
 //! shared with another, so allocations, frees and reads of different
 //! classes never contend, and an object can never be read while compaction
 //! moves it (both hold the class lock; compaction releases it between
-//! spans, so readers wait for one span's moves at most).
+//! spans, so readers wait for one span's moves at most). The crate's own
+//! reads may instead run without the lock ([`Class::read_unlocked`]): the
+//! lock then only finds the object and counts the read, and compaction
+//! leaves the class alone until no such read is in progress.
 //!
 //! Handles have one indirection: a handle names an entry of the class's
 //! handle table, and the entry says where the object is now (span, slot,
@@ -87,6 +90,9 @@ pub(super) struct Class {
     pub(super) spans: AtomicUsize,
     pub(super) bytes_used: AtomicUsize,
     pub(super) meta: AtomicUsize,
+    /// Reads in progress without the lock ([`Class::read_unlocked`]):
+    /// compaction leaves the class alone while there are any.
+    readers: AtomicUsize,
 }
 
 /// Adds `n` to a counter that only the class lock's holder writes: a load
@@ -128,6 +134,7 @@ impl Class {
             spans: AtomicUsize::new(0),
             bytes_used: AtomicUsize::new(0),
             meta: AtomicUsize::new(0),
+            readers: AtomicUsize::new(0),
         }
     }
 
@@ -242,6 +249,53 @@ impl Class {
         Ok(f(bytes))
     }
 
+    /// Runs `f` on the object's bytes with the class lock released: the
+    /// lock is held only to find the object and count the read, so other
+    /// reads, allocations and frees of the class go on while `f` runs
+    /// (decompressing a page takes a microsecond and more). Compaction,
+    /// which moves objects and gives spans back, skips the class while any
+    /// such read is in progress.
+    ///
+    /// # Safety
+    /// Until this returns, no thread may free or write this object. (An
+    /// allocation or a free of another object only writes a free slot, and
+    /// a span is given back only once every object in it is freed.)
+    pub(super) unsafe fn read_unlocked<R>(
+        &self,
+        id: u32,
+        gen: u16,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, Error> {
+        /// Ends the read, also if `f` panics. Release: the read of the
+        /// bytes happens before a compaction that then sees no reader.
+        struct Reading<'a>(&'a AtomicUsize);
+        impl Drop for Reading<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Release);
+            }
+        }
+        let (ptr, len) = {
+            let g = self.inner.lock();
+            let e = Self::entry(&g, id, gen)?;
+            let span = g.spans[e.span as usize]
+                .as_ref()
+                .expect("live entries name live spans");
+            // Counted under the lock, which compaction checks it under.
+            self.readers.fetch_add(1, Ordering::Relaxed);
+            let len = e.len as usize;
+            (span.mem.addr(e.slot as usize * self.packing.slot, len), len)
+        };
+        let _reading = Reading(&self.readers);
+        // SAFETY: the object is live and its `len` bytes were written when
+        // it was stored or moved (span.rs); the lock's release orders those
+        // writes before this read. Until `_reading` drops, nothing writes
+        // them or frees their span: the caller frees and writes nothing of
+        // this object, compaction leaves the class alone, and allocations
+        // and other frees write only free slots.
+        let bytes = unsafe { std::slice::from_raw_parts(ptr, len) };
+        Ok(f(bytes))
+    }
+
     /// Overwrites the object with `data`, which must have its length.
     pub(super) fn write(&self, id: u32, gen: u16, data: &[u8]) -> Result<(), Error> {
         let mut g = self.inner.lock();
@@ -339,6 +393,12 @@ impl Class {
     /// have room for all of them, and gives the emptied span back.
     pub(super) fn compact_step(&self, footprint: &AtomicUsize) -> Step {
         let mut g = self.inner.lock();
+        // A read without the lock may be on any object of the class: leave
+        // the class alone (compaction is best effort). Acquire: pairs with
+        // the end of those reads. No new one can start while we hold the lock.
+        if self.readers.load(Ordering::Acquire) != 0 {
+            return Step::default();
+        }
         let inner = &mut *g;
         let Some(src) = (0..BUCKETS).find_map(|b| inner.buckets[b].first().copied()) else {
             return Step::default();

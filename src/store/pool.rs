@@ -11,7 +11,9 @@
 //!   touched when a span is taken from or given back to the system.
 //! - An object can always be read, even while compaction moves it: the move
 //!   and the read take the same class lock, and the handle's entry is
-//!   rewritten before the lock is released.
+//!   rewritten before the lock is released. zswap's reads run without the
+//!   lock (crate-internal `read_unlocked`); compaction skips a class while
+//!   one is in progress.
 //! - [`ZsPool::footprint`] is the bytes of span memory held from the system
 //!   (including a small per-class cache of empty spans), which is what
 //!   limits are measured against, never the sum of object sizes.
@@ -243,6 +245,26 @@ impl ZsPool {
     pub fn read<R>(&self, h: Handle, f: impl FnOnce(&[u8]) -> R) -> Result<R, Error> {
         let (class, id, gen) = self.class(h)?;
         class.read(id, gen, f)
+    }
+
+    /// Runs `f` on the object's bytes without holding its class lock while
+    /// `f` runs, so that reads, allocations and frees of the class go on
+    /// meanwhile (zsmalloc decompresses under a per-zspage read lock, not
+    /// its class lock, for the same reason). Compaction skips a class while
+    /// such a read is in progress.
+    ///
+    /// # Safety
+    /// Until this returns, no thread may free or write the object `h`
+    /// names. (zswap's slot pin gives it that: only the pin holder frees an
+    /// entry's object.)
+    pub(crate) unsafe fn read_unlocked<R>(
+        &self,
+        h: Handle,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, Error> {
+        let (class, id, gen) = self.class(h)?;
+        // SAFETY: forwarded to the caller.
+        unsafe { class.read_unlocked(id, gen, f) }
     }
 
     /// Copies the object into `buf`; returns its length.

@@ -9,7 +9,12 @@
 //! as zsmalloc's `link_free` does. Compaction finds a span's objects by
 //! scanning its class's handle table, which is rare work, rather than
 //! keeping a reverse map on every object. Nothing here is synchronized: a
-//! span is only ever touched under its class's lock.
+//! span is only ever changed under its class's lock. The one access outside
+//! it is `Class::read_unlocked`, which reads a live object's bytes after
+//! the lock is released; every write under the lock goes to a free slot
+//! (an allocation, or the link of the slot being freed) or, in compaction
+//! (which waits until no such read is in progress), moves objects, so no
+//! write touches bytes being read that way.
 //!
 //! Span memory is not zeroed. The invariant the `unsafe` here rests on: the
 //! first `len` bytes of a live object's slot have been written (by the
@@ -90,6 +95,15 @@ impl SpanMem {
         // SAFETY: in bounds (checked) of memory we own; initialized by the
         // caller's contract; `&self` excludes writers for the borrow.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(off), len) }
+    }
+
+    /// The address of byte `off` of a range of `len` bytes, for a read
+    /// that outlives the borrow of this span (`Class::read_unlocked`): the
+    /// memory stays where it is until the span is dropped.
+    pub(super) fn addr(&self, off: usize, len: usize) -> *const u8 {
+        self.check(off, len);
+        // SAFETY: in bounds (checked) of our one allocation.
+        unsafe { self.ptr.as_ptr().add(off) }
     }
 
     /// Writes `data` at `off`.

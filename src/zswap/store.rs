@@ -13,15 +13,6 @@ use crate::{
     PAGE_SIZE,
 };
 
-/// Whether an entry's pool object is still to be freed.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Object {
-    /// In its pool: freeing the entry frees it.
-    Held,
-    /// Already freed, as it was read (a load).
-    Taken,
-}
-
 crate::sync::thread_scratch! {
     static COMPRESS_BUF: RefCell<Vec<u8>> = RefCell::new(Vec::new());
 }
@@ -221,16 +212,10 @@ impl Inner {
             .expect("entries name existing pools")
     }
 
-    /// Fills `page` from `entry`, whose object stays in its pool
-    /// (writeback: the entry must survive a failed write).
+    /// Fills `page` from `entry`, which the caller holds the slot's pin of
+    /// (load, writeback, peek). Decompression runs without the size class's
+    /// lock, so loads of one class go on side by side.
     pub(super) fn decompress(&self, entry: &Entry, page: &mut [u8]) -> Result<(), Error> {
-        self.fill(entry, page, Object::Held)
-    }
-
-    /// Fills `page` from `entry`; with [`Object::Taken`] the pool object is
-    /// freed in the same hold of its class lock (a load, which consumes the
-    /// entry whether or not the decompression succeeds).
-    fn fill(&self, entry: &Entry, page: &mut [u8], object: Object) -> Result<(), Error> {
         let r = match entry.data() {
             Data::Same(word) => {
                 for c in page.chunks_exact_mut(8) {
@@ -248,18 +233,12 @@ impl Inner {
                         p.compressor.decompress(src, page)
                     }
                 };
-                match object {
-                    Object::Held => p.pool.read(handle, f),
-                    Object::Taken => {
-                        let taken = p.pool.take(handle, f);
-                        // As in `release_entry`: an object is freed once.
-                        if cfg!(any(debug_assertions, loom)) {
-                            assert!(taken.is_ok(), "an entry's object freed twice");
-                        }
-                        taken
-                    }
-                }
-                .and_then(|r| r)
+                // SAFETY: an entry's object is freed only by whoever takes
+                // the entry out of the slot index, which needs the slot's
+                // pin; our caller holds it, and frees the object (a load)
+                // only after this returns. Zswap never writes an object
+                // after storing it.
+                unsafe { p.pool.read_unlocked(handle, f) }.and_then(|r| r)
             }
         };
         if r.is_err() {
@@ -277,26 +256,17 @@ impl Inner {
         let Some(entry) = area.remove(slot.offset) else {
             return Ok(false);
         };
-        // Out of the index and pinned, the entry is ours alone: its object
-        // can go as it is read (a shrinker that isolated the entry cannot
-        // pin the slot, and never reads an object it has not pinned).
-        let r = self.fill(&entry, page, Object::Taken);
+        let r = self.decompress(&entry, page);
         if r.is_ok() {
             self.groups.count_event(entry.group(), GroupEvent::Zswpin)?;
         }
-        self.release_entry(&entry, Object::Taken);
+        self.free_entry(&entry);
         r.map(|()| true)
     }
 
     /// Releases everything an entry holds. Called exactly once, by whoever
     /// took the entry out of the index.
     pub(super) fn free_entry(&self, entry: &Item<Entry>) {
-        self.release_entry(entry, Object::Held);
-    }
-
-    /// [`free_entry`](Self::free_entry), for an entry whose object `object`
-    /// says is still in its pool or already freed.
-    fn release_entry(&self, entry: &Item<Entry>, object: Object) {
         // Dead first, then unlink: a shrinker that puts the entry back
         // after this `del` sees `dead` and unlinks it itself (reclaim.rs).
         // An AcqRel read-modify-write, paired with the shrinker's: see
@@ -316,13 +286,11 @@ impl Inner {
                     dec(&self.stats.stored_incompressible_pages);
                 }
                 let p = self.pool(pool);
-                if object == Object::Held {
-                    let freed = p.pool.free(handle);
-                    // Each entry is freed once, by its remover from the
-                    // index; loom models and debug builds check it.
-                    if cfg!(any(debug_assertions, loom)) {
-                        assert!(freed.is_ok(), "an entry's object freed twice");
-                    }
+                let freed = p.pool.free(handle);
+                // Each entry is freed once, by its remover from the index;
+                // loom models and debug builds check it.
+                if cfg!(any(debug_assertions, loom)) {
+                    assert!(freed.is_ok(), "an entry's object freed twice");
                 }
                 let left = p.entries.fetch_sub(1, Ordering::Relaxed) - 1;
                 if left == 0 && usize::from(pool) != self.current.load(Ordering::Acquire) {
