@@ -39,7 +39,8 @@ pub(super) struct SpanMem {
 // between threads is fine, and all access goes through `&mut`/`&` of the
 // owning span under its class lock.
 unsafe impl Send for SpanMem {}
-// SAFETY: shared access only reads; writes need `&mut SpanMem`.
+// SAFETY: shared access only reads; writes need `&mut SpanMem`, and never
+// touch the bytes a read without the class lock is reading (module docs).
 unsafe impl Sync for SpanMem {}
 
 impl SpanMem {
@@ -109,8 +110,10 @@ impl SpanMem {
     /// Writes `data` at `off`.
     pub(super) fn write(&mut self, off: usize, data: &[u8]) {
         self.check(off, data.len());
-        // SAFETY: in bounds (checked) of memory we own exclusively; `data`
-        // cannot overlap it (it is borrowed while we hold `&mut self`).
+        // SAFETY: in bounds (checked) of memory we own; `data` cannot
+        // overlap it (it is borrowed while we hold `&mut self`); and no read
+        // without the class lock covers these bytes (module docs: they are a
+        // free slot, or compaction is moving objects and there is none).
         unsafe {
             std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.as_ptr().add(off), data.len())
         }
@@ -119,7 +122,8 @@ impl SpanMem {
     /// Zeroes `off..off + len`.
     pub(super) fn zero(&mut self, off: usize, len: usize) {
         self.check(off, len);
-        // SAFETY: in bounds (checked) of memory we own exclusively.
+        // SAFETY: in bounds (checked) of memory we own; a freshly allocated
+        // slot, which no read covers.
         unsafe { std::ptr::write_bytes(self.ptr.as_ptr().add(off), 0, len) }
     }
 
