@@ -14,8 +14,7 @@ fn op() -> impl Strategy<Value = StoreOp> {
         2 => (any::<u8>(), any::<u8>(), prop::bool::weighted(0.1))
             .prop_map(|(pick, seed, wrong_len)| StoreOp::Write { pick, seed, wrong_len }),
         3 => any::<u8>().prop_map(|pick| StoreOp::Read { pick }),
-        5 => any::<u8>().prop_map(|pick| StoreOp::Free { pick }),
-        3 => any::<u8>().prop_map(|pick| StoreOp::Take { pick }),
+        8 => any::<u8>().prop_map(|pick| StoreOp::Free { pick }),
         1 => (any::<u8>(), any::<bool>()).prop_map(|(pick, read)| StoreOp::Stale { pick, read }),
         2 => Just(StoreOp::Compact),
         1 => Just(StoreOp::ShrinkCache),

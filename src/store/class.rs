@@ -228,6 +228,25 @@ impl Class {
         Ok(e)
     }
 
+    /// Where the live object (`id`, `gen`) is: its span's memory, its
+    /// offset and its length.
+    fn locate<'a>(
+        &self,
+        inner: &'a Inner,
+        id: u32,
+        gen: u16,
+    ) -> Result<(&'a SpanMem, usize, usize), Error> {
+        let e = Self::entry(inner, id, gen)?;
+        let span = inner.spans[e.span as usize]
+            .as_ref()
+            .expect("live entries name live spans");
+        Ok((
+            &span.mem,
+            e.slot as usize * self.packing.slot,
+            e.len as usize,
+        ))
+    }
+
     /// Runs `f` on the object's bytes under the class lock.
     pub(super) fn read<R>(
         &self,
@@ -236,16 +255,10 @@ impl Class {
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R, Error> {
         let g = self.inner.lock();
-        let e = Self::entry(&g, id, gen)?;
-        let span = g.spans[e.span as usize]
-            .as_ref()
-            .expect("live entries name live spans");
+        let (mem, off, len) = self.locate(&g, id, gen)?;
         // SAFETY: a live object's `len` bytes were written when it was
         // stored or moved (span.rs).
-        let bytes = unsafe {
-            span.mem
-                .read(e.slot as usize * self.packing.slot, e.len as usize)
-        };
+        let bytes = unsafe { mem.read(off, len) };
         Ok(f(bytes))
     }
 
@@ -276,14 +289,10 @@ impl Class {
         }
         let (ptr, len) = {
             let g = self.inner.lock();
-            let e = Self::entry(&g, id, gen)?;
-            let span = g.spans[e.span as usize]
-                .as_ref()
-                .expect("live entries name live spans");
+            let (mem, off, len) = self.locate(&g, id, gen)?;
             // Counted under the lock, which compaction checks it under.
             self.readers.fetch_add(1, Ordering::Relaxed);
-            let len = e.len as usize;
-            (span.mem.addr(e.slot as usize * self.packing.slot, len), len)
+            (mem.addr(off, len), len)
         };
         let _reading = Reading(&self.readers);
         // SAFETY: the object is live and its `len` bytes were written when
@@ -310,49 +319,16 @@ impl Class {
         Ok(())
     }
 
-    /// Runs `f` on the object's bytes and frees it, in one hold of the
-    /// class lock (a load that consumes what it reads). The object is freed
-    /// whatever `f` returns.
-    pub(super) fn take<R>(
-        &self,
-        id: u32,
-        gen: u16,
-        footprint: &AtomicUsize,
-        f: impl FnOnce(&[u8]) -> R,
-    ) -> Result<R, Error> {
-        let mut g = self.inner.lock();
-        let inner = &mut *g;
-        let e = Self::entry(inner, id, gen)?;
-        let span = inner.spans[e.span as usize]
-            .as_ref()
-            .expect("live entries name live spans");
-        // SAFETY: a live object's `len` bytes were written when it was
-        // stored or moved (span.rs).
-        let bytes = unsafe {
-            span.mem
-                .read(e.slot as usize * self.packing.slot, e.len as usize)
-        };
-        let r = f(bytes);
-        self.free_locked(inner, id, e, footprint);
-        Ok(r)
-    }
-
     /// Frees the object; its span goes back when it empties.
     pub(super) fn free(&self, id: u32, gen: u16, footprint: &AtomicUsize) -> Result<usize, Error> {
         let mut g = self.inner.lock();
         let inner = &mut *g;
         let e = Self::entry(inner, id, gen)?;
-        self.free_locked(inner, id, e, footprint);
-        Ok(e.len as usize)
-    }
-
-    /// Frees the live object `e` of handle entry `id`, under the lock.
-    fn free_locked(&self, inner: &mut Inner, id: u32, e: Entry, footprint: &AtomicUsize) {
         inner.handles[id as usize] = Entry {
             len: 0,
             slot: 0,
             span: 0,
-            gen: e.gen.wrapping_add(1),
+            gen: gen.wrapping_add(1),
         }
         .pack();
         inner.free_ids.push(id);
@@ -368,6 +344,7 @@ impl Class {
         sub_locked(&self.objects, 1);
         sub_locked(&self.bytes_used, e.len as usize);
         self.update_meta(inner);
+        Ok(e.len as usize)
     }
 
     /// Takes an empty span out; its memory goes to the cache or the system.

@@ -282,18 +282,6 @@ impl ZsPool {
         self.read(h, <[u8]>::len)
     }
 
-    /// Runs `f` on the object's bytes, then frees the object, in one hold
-    /// of its class lock (a load that consumes what it reads: one lock
-    /// round trip instead of a [`read`](Self::read) and a
-    /// [`free`](Self::free)). The object is freed whatever `f` returns; the
-    /// same rules for `f` as for `read`.
-    pub fn take<R>(&self, h: Handle, f: impl FnOnce(&[u8]) -> R) -> Result<R, Error> {
-        let (class, id, gen) = self.class(h)?;
-        let r = class.take(id, gen, &self.footprint, f)?;
-        self.objects.untrack(h.to_raw());
-        Ok(r)
-    }
-
     /// Frees an object; returns its length.
     pub fn free(&self, h: Handle) -> Result<usize, Error> {
         let (class, id, gen) = self.class(h)?;

@@ -18,10 +18,7 @@ pub enum StoreOp {
     Read { pick: u8 },
     /// `free` a live object.
     Free { pick: u8 },
-    /// `take` a live object: its bytes, then it is freed.
-    Take { pick: u8 },
-    /// `read`, or `free` and `take`, a handle already freed: must be
-    /// `BadHandle`.
+    /// `free` or `read` a handle already freed: must be `BadHandle`.
     Stale { pick: u8, read: bool },
     /// `compact()`.
     Compact,
@@ -149,27 +146,17 @@ impl StoreHarness {
                 check(n == data.len(), "free returned another length")?;
                 self.freed.push(h);
             }
-            StoreOp::Take { pick } => {
-                let Some(i) = pick_index(pick, self.live.len()) else {
-                    return Ok(());
-                };
-                let (h, want) = self.live.swap_remove(i);
-                let got = self.pool.take(h, <[u8]>::to_vec);
-                check(got.as_ref() == Ok(&want), "take returned other bytes")?;
-                self.freed.push(h);
-            }
             StoreOp::Stale { pick, read } => {
                 let Some(i) = pick_index(pick, self.freed.len()) else {
                     return Ok(());
                 };
                 let h = self.freed[i];
-                if read {
-                    check(self.pool.len_of(h) == Err(Error::BadHandle), "stale read")?;
+                let r = if read {
+                    self.pool.len_of(h)
                 } else {
-                    check(self.pool.free(h) == Err(Error::BadHandle), "stale free")?;
-                    let took = self.pool.take(h, |_| ());
-                    check(took == Err(Error::BadHandle), "stale take")?;
-                }
+                    self.pool.free(h)
+                };
+                check(r == Err(Error::BadHandle), "stale handle accepted")?;
             }
             StoreOp::Compact => {
                 let before = self.pool.footprint();
@@ -256,8 +243,7 @@ pub fn decode_ops(data: &[u8]) -> Vec<StoreOp> {
                 }
             }
             5 => StoreOp::Read { pick: b() },
-            6 => StoreOp::Free { pick: b() },
-            7 => StoreOp::Take { pick: b() },
+            6 | 7 => StoreOp::Free { pick: b() },
             8 => {
                 let (pick, r) = (b(), b());
                 StoreOp::Stale {

@@ -33,7 +33,7 @@ pub use stats::ZswapStats;
 use entry::{Area, Entry};
 use stats::Counters;
 
-use crate::sync::{Arc, AtomicBool, AtomicUsize};
+use crate::sync::{Arc, AtomicBool, AtomicUsize, Ordering};
 use crate::table::AppendTable;
 use crate::{
     AreaId, Compressor, Error, GroupId, Groups, ListLru, NodeId, RoundRobin, SwapArea, SwapDevice,
@@ -354,7 +354,7 @@ impl Zswap {
             .fold((0usize, 0usize), |(o, m), s| {
                 (o + s.objects, m + s.meta_bytes)
             });
-        let entries = self.inner.stats.snapshot(0).stored_pages.max(1) as f64;
+        let entries = self.inner.stats.stored_pages.load(Ordering::Relaxed).max(1) as f64;
         let index = self
             .inner
             .areas
