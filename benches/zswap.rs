@@ -61,7 +61,7 @@ fn zswap_on(codec: &str, dev: FileDevice) -> Zswap {
 
 fn slot(i: usize) -> SwapSlot {
     SwapSlot {
-        area: AreaId(0),
+        area: AreaId::new(0),
         offset: i as u32,
     }
 }

@@ -65,7 +65,8 @@ pub enum Error {
     },
     /// A page read from the device does not match its checksum.
     Corrupt(u64),
-    /// No swapped-on area has this id.
+    /// No swapped-on area has this id (never swapped on, swapped off, or
+    /// an older generation of a reused index).
     UnknownArea(AreaId),
     /// The area still has allocated slots.
     AreaBusy(AreaId),
@@ -101,8 +102,8 @@ impl fmt::Display for Error {
             Error::PageSize(n) => write!(f, "page buffer of {n} bytes, not {}", crate::PAGE_SIZE),
             Error::Io { kind, msg } => write!(f, "swap device: {kind:?}: {msg}"),
             Error::Corrupt(o) => write!(f, "swap device page {o} fails its checksum"),
-            Error::UnknownArea(a) => write!(f, "no swap area {}", a.0),
-            Error::AreaBusy(a) => write!(f, "swap area {} still has slots in use", a.0),
+            Error::UnknownArea(a) => write!(f, "no swap area {a}"),
+            Error::AreaBusy(a) => write!(f, "swap area {a} still has slots in use"),
             Error::SwapFull => f.write_str("no free swap slot"),
             Error::Rejected => f.write_str("zswap rejected the page and writeback is disabled"),
         }

@@ -52,7 +52,8 @@ pub use error::Error;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
-pub use group::{GroupEvent, GroupId, GroupState, GroupStats, Groups, PreOrder, RoundRobin};
+pub(crate) use group::GroupEvent;
+pub use group::{GroupId, GroupState, GroupStats, Groups, PreOrder, RoundRobin};
 pub use lru::{Del, Item, ListLru, LruStatus, Scan, WalkGuard};
 pub use numa::{current_node, NodeId, Topology, MAX_NUMNODES, NODE_ONLINE_PATH};
 pub use store::{

@@ -1,13 +1,15 @@
 //! The crate's one switch between the real synchronization primitives and
 //! [loom]'s model-checked ones.
 //!
-//! Nothing else in `src/` names `std::sync`, `parking_lot` or `loom`: every
-//! lock, atomic, shared pointer, interior-mutability cell and spin hint comes
-//! from here. A normal build gets `parking_lot`'s non-poisoning mutex and the
-//! standard library's atomics; a build with `RUSTFLAGS="--cfg loom"` gets
-//! loom's, so the loom models in `loom-tests/` check the crate's real types,
-//! and a downstream crate that builds its own loom models with `--cfg loom`
-//! gets this crate on loom as well.
+//! Nothing else in `src/` names `std::sync`, `parking_lot`, `arc_swap` or
+//! `loom`: every lock, atomic, shared pointer, published pointer
+//! (`ArcSwap`), interior-mutability cell and spin hint comes from here. A
+//! normal build gets `parking_lot`'s non-poisoning mutex, `arc_swap`'s
+//! lock-free published pointers and the standard library's atomics; a
+//! build with `RUSTFLAGS="--cfg loom"` gets loom's (and loom-visible
+//! stand-ins for `arc_swap`), so the loom models in `loom-tests/` check the
+//! crate's real types, and a downstream crate that builds its own loom
+//! models with `--cfg loom` gets this crate on loom as well.
 //!
 //! Both builds expose the same API: `Mutex::lock` never fails (a panic while
 //! holding a lock does not poison it: the data structures in this crate keep
@@ -21,6 +23,7 @@
 #[cfg(not(loom))]
 #[allow(unused_imports)]
 mod imp {
+    pub(crate) use arc_swap::{ArcSwap, ArcSwapOption, Guard};
     pub(crate) use std::hint::spin_loop;
     pub(crate) use std::sync::atomic::fence;
     pub(crate) use std::sync::atomic::{
@@ -51,14 +54,26 @@ mod imp {
         }
     }
 
-    /// A condition variable for [`Mutex`] (`parking_lot`'s). Only the
-    /// non-loom build has one: the one thread that waits on it (zswap's
-    /// shrink worker) does not exist under loom.
+    /// A condition variable for [`Mutex`] (`parking_lot`'s).
     #[derive(Debug, Default)]
     pub(crate) struct Condvar(parking_lot::Condvar);
 
     impl Condvar {
-        /// Waits for a notification, or `timeout`.
+        /// A condition variable with no waiter.
+        pub(crate) fn new() -> Self {
+            Condvar(parking_lot::Condvar::new())
+        }
+
+        /// Releases `guard`'s lock, parks until notified (or spuriously
+        /// woken), and locks again.
+        pub(crate) fn wait<'a, T>(&self, mut guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+            self.0.wait(&mut guard);
+            guard
+        }
+
+        /// Waits for a notification, or `timeout`. Only the shrink worker's
+        /// thread waits with a timeout, and that thread does not exist
+        /// under loom.
         pub(crate) fn wait_for<T>(
             &self,
             guard: &mut MutexGuard<'_, T>,
@@ -70,6 +85,11 @@ mod imp {
         /// Wakes one waiter.
         pub(crate) fn notify_one(&self) {
             self.0.notify_one();
+        }
+
+        /// Wakes every waiter.
+        pub(crate) fn notify_all(&self) {
+            self.0.notify_all();
         }
     }
 
@@ -128,6 +148,37 @@ mod imp {
         pub(crate) fn all_leaked(&self) {}
     }
 
+    /// Stands for plain heap memory that loom cannot see (a pool span's
+    /// bytes): reads and writes of that memory are bracketed by the token's
+    /// `read_during` / `write_during`, so that under loom two of them that
+    /// race fail the model. Nothing in a normal build.
+    #[derive(Clone, Debug, Default)]
+    pub(crate) struct AccessToken;
+
+    impl AccessToken {
+        /// A token for a new region.
+        #[inline]
+        pub(crate) fn new() -> Self {
+            AccessToken
+        }
+
+        /// Runs `f`, which reads the region.
+        #[inline]
+        pub(crate) fn read_during<R>(&self, f: impl FnOnce() -> R) -> R {
+            f()
+        }
+
+        /// Runs `f`, which writes (or moves out of) the region.
+        #[inline]
+        pub(crate) fn write_during<R>(&self, f: impl FnOnce() -> R) -> R {
+            f()
+        }
+
+        /// The region is written or freed now.
+        #[inline]
+        pub(crate) fn write_now(&self) {}
+    }
+
     /// One allocation loom reports as leaked if it is never dropped (a field of a hand-counted
     /// node: the LRU's items). Nothing in a normal build.
     #[derive(Debug, Default)]
@@ -156,6 +207,65 @@ mod imp {
     pub(crate) use loom::thread::yield_now;
     pub(crate) use loom::thread_local;
 
+    /// `arc_swap`'s guard, as the loom stand-ins below hand it out: the
+    /// loaded value itself (an `Arc` clone), which keeps what it points at
+    /// alive exactly as a real guard does.
+    #[derive(Debug)]
+    pub(crate) struct Guard<T>(T);
+
+    impl<T> std::ops::Deref for Guard<T> {
+        type Target = T;
+        fn deref(&self) -> &T {
+            &self.0
+        }
+    }
+
+    /// A loom-visible stand-in for `arc_swap::ArcSwap`: a loom mutex around
+    /// the `Arc`, so loom sees every load and store as a synchronizing
+    /// step (the real one's are lock-free, with the same guarantees: a
+    /// loaded `Arc` stays alive while its guard lives).
+    #[derive(Debug)]
+    pub(crate) struct ArcSwap<T>(Mutex<Arc<T>>);
+
+    impl<T> ArcSwap<T> {
+        /// Holding `value`.
+        pub(crate) fn new(value: Arc<T>) -> Self {
+            ArcSwap(Mutex::new(value))
+        }
+
+        /// The value now.
+        pub(crate) fn load(&self) -> Guard<Arc<T>> {
+            Guard(self.0.lock().clone())
+        }
+
+        /// Replaces the value; returns the old one.
+        pub(crate) fn swap(&self, value: Arc<T>) -> Arc<T> {
+            std::mem::replace(&mut *self.0.lock(), value)
+        }
+    }
+
+    /// A loom-visible stand-in for `arc_swap::ArcSwapOption` (see
+    /// [`ArcSwap`]).
+    #[derive(Debug)]
+    pub(crate) struct ArcSwapOption<T>(Mutex<Option<Arc<T>>>);
+
+    impl<T> ArcSwapOption<T> {
+        /// Holding nothing.
+        pub(crate) fn empty() -> Self {
+            ArcSwapOption(Mutex::new(None))
+        }
+
+        /// The value now.
+        pub(crate) fn load(&self) -> Guard<Option<Arc<T>>> {
+            Guard(self.0.lock().clone())
+        }
+
+        /// Replaces the value; returns the old one.
+        pub(crate) fn swap(&self, value: Option<Arc<T>>) -> Option<Arc<T>> {
+            std::mem::replace(&mut *self.0.lock(), value)
+        }
+    }
+
     /// A non-poisoning mutex over loom's.
     #[derive(Debug)]
     pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
@@ -174,6 +284,29 @@ mod imp {
             self.0
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+    }
+
+    /// A condition variable over loom's, with the non-loom build's API.
+    #[derive(Debug)]
+    pub(crate) struct Condvar(loom::sync::Condvar);
+
+    impl Condvar {
+        /// A condition variable with no waiter.
+        pub(crate) fn new() -> Self {
+            Condvar(loom::sync::Condvar::new())
+        }
+
+        /// Releases `guard`'s lock, parks until notified, and locks again.
+        pub(crate) fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+            self.0
+                .wait(guard)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+
+        /// Wakes every waiter.
+        pub(crate) fn notify_all(&self) {
+            self.0.notify_all();
         }
     }
 
@@ -223,6 +356,48 @@ mod imp {
             for (_, track) in self.map().drain() {
                 std::mem::forget(track);
             }
+        }
+    }
+
+    /// Stands for plain heap memory that loom cannot see (a pool span's
+    /// bytes): a loom `UnsafeCell` read for as long as `read_during` runs and
+    /// written for as long as `write_during` runs, so a write (a compaction
+    /// move, a span given back) that races a read without a happens-before
+    /// edge fails the model, as it would corrupt the real bytes.
+    #[derive(Clone)]
+    pub(crate) struct AccessToken(loom::sync::Arc<loom::cell::UnsafeCell<()>>);
+
+    impl std::fmt::Debug for AccessToken {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("AccessToken")
+        }
+    }
+
+    impl Default for AccessToken {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    impl AccessToken {
+        /// A token for a new region.
+        pub(crate) fn new() -> Self {
+            AccessToken(loom::sync::Arc::new(loom::cell::UnsafeCell::new(())))
+        }
+
+        /// Runs `f`, which reads the region.
+        pub(crate) fn read_during<R>(&self, f: impl FnOnce() -> R) -> R {
+            self.0.with(|_| f())
+        }
+
+        /// Runs `f`, which writes (or moves out of) the region.
+        pub(crate) fn write_during<R>(&self, f: impl FnOnce() -> R) -> R {
+            self.0.with_mut(|_| f())
+        }
+
+        /// The region is written or freed now.
+        pub(crate) fn write_now(&self) {
+            self.0.with_mut(|_| ());
         }
     }
 

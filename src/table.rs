@@ -1,5 +1,6 @@
 //! A grow-only table indexed by small dense integers (group ids), readable
-//! without a lock.
+//! without a lock, and on it [`ArcTable`], whose values come and go (pools,
+//! swap areas).
 //!
 //! This is the crate's stand-in for the kernel's xarray-plus-RCU lookup of a
 //! memcg's lists: [`SegTable::get`] is two acquire loads, never a lock, so the
@@ -13,10 +14,11 @@
 //! with the largest index ever used, in segments that double in size, so the
 //! overhead is at most twice the slots in use plus one pointer per segment.
 
+use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::ptr::{self, NonNull};
 
-use crate::sync::{AtomicPtr, AtomicUsize, Mutex, Ordering};
+use crate::sync::{Arc, ArcSwapOption, AtomicPtr, AtomicUsize, Guard, Mutex, Ordering};
 
 /// Slots in segment 0; segment `s` holds `FIRST << s` slots.
 #[cfg(not(loom))]
@@ -166,58 +168,117 @@ impl<V> Drop for SegTable<V> {
     }
 }
 
-/// A [`SegTable`] filled in order: `push` appends under a lock (rare:
-/// swapon, a compressor switch); `get` and `iter` read without one.
-pub(crate) struct AppendTable<V> {
-    table: SegTable<V>,
-    len: AtomicUsize,
-    push: Mutex<()>,
+/// A table of shared values (`Arc<V>`) at small indexes that are handed
+/// out and given back at run time: the pools and the swap areas of a
+/// `Zswap`. A removed value's index is reused, oldest freed first, and each
+/// reuse bumps the index's generation, so an id that carries it (`AreaId`)
+/// can tell a stale user from the new owner. The table's memory grows with
+/// the most values live at once, never with how many were ever inserted.
+///
+/// Each cell is an `ArcSwapOption`: a lookup is a lock-free load that keeps
+/// the value alive for as long as its guard lives, so a value removed
+/// meanwhile is dropped when its last reader lets go, never under one.
+/// Inserting and removing serialize on one mutex (they are rare: swapon,
+/// swapoff, a compressor switch, an old pool's last entry).
+pub(crate) struct ArcTable<V> {
+    cells: SegTable<ArcSwapOption<V>>,
+    ids: Mutex<Ids>,
+    /// Every index ever filled is below this.
+    high: AtomicUsize,
 }
 
-impl<V> AppendTable<V> {
+/// Which indexes are free, and each one's generation.
+struct Ids {
+    free: VecDeque<usize>,
+    /// Generation of each index used so far (bumped on each removal).
+    gens: Vec<u32>,
+}
+
+impl<V> ArcTable<V> {
     pub(crate) fn new() -> Self {
-        AppendTable {
-            table: SegTable::new(),
-            len: AtomicUsize::new(0),
-            push: Mutex::new(()),
+        ArcTable {
+            cells: SegTable::new(),
+            ids: Mutex::new(Ids {
+                free: VecDeque::new(),
+                gens: Vec::new(),
+            }),
+            high: AtomicUsize::new(0),
         }
     }
 
-    /// Appends `make(index)`; returns the index, or `make`'s error, or
-    /// `full` when the table (or `limit`) has no room.
-    pub(crate) fn push<E>(
+    /// Puts `make(index, generation)` at a free index (the oldest freed, or
+    /// a new one); returns the index and the value. `full()` when `limit`
+    /// values are live.
+    pub(crate) fn insert<E>(
         &self,
         limit: usize,
         full: impl FnOnce() -> E,
-        make: impl FnOnce(usize) -> Result<V, E>,
-    ) -> Result<usize, E> {
-        let _g = self.push.lock();
-        let n = self.len.load(Ordering::Acquire);
-        if n >= limit.min(CAPACITY) {
-            return Err(full());
-        }
-        let v = make(n)?;
-        self.table.get_or_insert_with(n, || v);
-        // Release pairs with the Acquire in `len`: a reader that sees the
-        // new length finds the value published.
-        self.len.store(n + 1, Ordering::Release);
-        Ok(n)
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.len.load(Ordering::Acquire)
-    }
-
-    pub(crate) fn get(&self, i: usize) -> Option<&V> {
-        if i < self.len() {
-            self.table.get(i)
+        make: impl FnOnce(usize, u32) -> Result<Arc<V>, E>,
+    ) -> Result<(usize, Arc<V>), E> {
+        let mut ids = self.ids.lock();
+        let index = match ids.free.front() {
+            Some(&i) => i,
+            None if ids.gens.len() < limit.min(CAPACITY) => ids.gens.len(),
+            None => return Err(full()),
+        };
+        let gen = ids.gens.get(index).copied().unwrap_or(0);
+        let value = make(index, gen)?;
+        if index == ids.gens.len() {
+            ids.gens.push(0);
         } else {
-            None
+            ids.free.pop_front();
+        }
+        let cell = self
+            .cells
+            .get_or_insert_with(index, ArcSwapOption::empty)
+            .expect("index below CAPACITY");
+        let old = cell.swap(Some(value.clone()));
+        debug_assert!(old.is_none(), "a free index held a value");
+        // Release pairs with the Acquire in `for_each`: a reader that sees
+        // the new bound finds the cell.
+        self.high.fetch_max(index + 1, Ordering::Release);
+        Ok((index, value))
+    }
+
+    /// The value at `index` now, kept alive while the guard lives.
+    #[inline]
+    pub(crate) fn load(&self, index: usize) -> Option<Guard<Option<Arc<V>>>> {
+        Some(self.cells.get(index)?.load())
+    }
+
+    /// Empties `index` and frees it for reuse under the next generation;
+    /// returns the value it held (dropped by the caller, or by its last
+    /// reader).
+    pub(crate) fn remove(&self, index: usize) -> Option<Arc<V>> {
+        let mut ids = self.ids.lock();
+        let old = self.cells.get(index)?.swap(None)?;
+        ids.gens[index] = ids.gens[index].wrapping_add(1);
+        ids.free.push_back(index);
+        Some(old)
+    }
+
+    /// Calls `f` on every value now in the table, in index order.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&Arc<V>)) {
+        let high = self.high.load(Ordering::Acquire);
+        for i in 0..high {
+            if let Some(cell) = self.cells.get(i) {
+                if let Some(v) = &*cell.load() {
+                    f(v);
+                }
+            }
         }
     }
 
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &V> + '_ {
-        (0..self.len()).filter_map(|i| self.table.get(i))
+    /// Every index that has held a value is below this (read without a
+    /// lock).
+    pub(crate) fn bound(&self) -> usize {
+        self.high.load(Ordering::Acquire)
+    }
+
+    /// Values live now.
+    pub(crate) fn live(&self) -> usize {
+        let ids = self.ids.lock();
+        ids.gens.len() - ids.free.len()
     }
 }
 

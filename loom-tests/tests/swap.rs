@@ -14,7 +14,7 @@ use zswap_loom_tests::model;
 #[test]
 fn pin_vs_free() {
     model("pin_vs_free", || {
-        let area = Arc::new(SwapArea::new(AreaId(0), 1).unwrap());
+        let area = Arc::new(SwapArea::new(AreaId::new(0), 1).unwrap());
         let slot = area.alloc().unwrap();
         let pinner = {
             let area = area.clone();
@@ -38,7 +38,7 @@ fn pin_vs_free() {
 #[test]
 fn one_pin_at_a_time() {
     model("one_pin_at_a_time", || {
-        let area = Arc::new(SwapArea::new(AreaId(0), 1).unwrap());
+        let area = Arc::new(SwapArea::new(AreaId::new(0), 1).unwrap());
         let slot = area.alloc().unwrap();
         let held = Arc::new(AtomicBool::new(false));
         let spawn = || {
@@ -65,7 +65,7 @@ fn one_pin_at_a_time() {
 #[should_panic]
 fn forgotten_pin_is_a_leak() {
     loom::model(|| {
-        let area = SwapArea::new(AreaId(0), 1).unwrap();
+        let area = SwapArea::new(AreaId::new(0), 1).unwrap();
         let slot = area.alloc().unwrap();
         std::mem::forget(area.try_pin(slot.offset).unwrap());
     });

@@ -16,12 +16,12 @@ use zswap_loom_tests::model;
 
 const N0: NodeId = NodeId::ZERO;
 const SLOT: SwapSlot = SwapSlot {
-    area: AreaId(0),
+    area: AreaId::new(0),
     offset: 1,
 };
 /// A second slot, for a store racing something done to `SLOT`.
 const OTHER: SwapSlot = SwapSlot {
-    area: AreaId(0),
+    area: AreaId::new(0),
     offset: 2,
 };
 
@@ -145,7 +145,7 @@ fn swapoff_vs_writeback() {
         // Swapoff waits (here: retries) until no slot is in use, so it can
         // never pull the area from under a writeback holding a pin.
         loop {
-            match z.swapoff(AreaId(0)) {
+            match z.swapoff(AreaId::new(0)) {
                 Ok(()) => break,
                 Err(zswap::Error::AreaBusy(_)) => thread::yield_now(),
                 Err(e) => panic!("{e}"),

@@ -94,9 +94,11 @@ pub struct GroupStats {
     pub zswpwb_foreign: u64,
 }
 
-/// An event counted per group, hierarchically.
+/// An event counted per group, hierarchically. Crate-private, as the
+/// charges are: only the zswap that owns the entries counts them, so no
+/// client can make the counters disagree with what is stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GroupEvent {
+pub(crate) enum GroupEvent {
     /// A page was stored (`zswpout`).
     Zswpout,
     /// A page was loaded (`zswpin`).
@@ -472,8 +474,15 @@ impl Groups {
 
     /// Charges one stored page of `bytes` to `id` (or, if `id` is offline, to
     /// its nearest online ancestor) and every ancestor; returns the group
-    /// actually charged, which the uncharge must name.
-    pub fn charge(&self, id: GroupId, bytes: u64, incompressible: bool) -> Result<GroupId, Error> {
+    /// actually charged, which the uncharge must name. Crate-private: the
+    /// charges are the entries', and only the zswap that holds them may
+    /// change them.
+    pub(crate) fn charge(
+        &self,
+        id: GroupId,
+        bytes: u64,
+        incompressible: bool,
+    ) -> Result<GroupId, Error> {
         let target = self.nearest_online(id)?;
         for g in self.ancestors(target)? {
             let info = self.info(g)?;
@@ -489,7 +498,12 @@ impl Groups {
     /// Undoes a [`charge`](Self::charge) of the group it returned. Saturates
     /// at zero rather than wrapping if the caller uncharges more than it
     /// charged.
-    pub fn uncharge(&self, id: GroupId, bytes: u64, incompressible: bool) -> Result<(), Error> {
+    pub(crate) fn uncharge(
+        &self,
+        id: GroupId,
+        bytes: u64,
+        incompressible: bool,
+    ) -> Result<(), Error> {
         /// A plain subtraction, repaired if it went below zero: charges and
         /// uncharges pair up, so the repair is for a caller's bug only, and
         /// the common case stays one atomic operation.
@@ -513,7 +527,7 @@ impl Groups {
     }
 
     /// Counts `event` for `id` and every ancestor.
-    pub fn count_event(&self, id: GroupId, event: GroupEvent) -> Result<(), Error> {
+    pub(crate) fn count_event(&self, id: GroupId, event: GroupEvent) -> Result<(), Error> {
         for g in self.ancestors(id)? {
             let info = self.info(g)?;
             let c = match event {

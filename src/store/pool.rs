@@ -12,13 +12,18 @@
 //! - An object can always be read, even while compaction moves it: the move
 //!   and the read take the same class lock, and the handle's entry is
 //!   rewritten before the lock is released. zswap's reads run without the
-//!   lock (crate-internal `read_unlocked`); compaction skips a class while
-//!   one is in progress.
-//! - [`ZsPool::footprint`] is the bytes of span memory held from the system
-//!   (including a small per-class cache of empty spans), which is what
-//!   limits are measured against, never the sum of object sizes.
+//!   lock (crate-internal `read_unlocked`); compaction skips the span being
+//!   read (not the class) while one is in progress.
+//! - [`ZsPool::footprint`] is the bytes of span memory holding objects,
+//!   which is what limits are measured against, never the sum of object
+//!   sizes; with nothing stored it is 0. Empty spans kept in the small
+//!   per-class cache are [`ZsPool::cached_bytes`], given back by
+//!   [`ZsPool::shrink_cache`].
 //! - Bad input is a typed error: a zero or oversized length, a wrong-length
 //!   write, a stale, forged or double-freed handle; nothing stored is lost.
+//!   A handle's generation is 28 bits, freed ids are reused oldest first,
+//!   and an id whose generation is spent is retired, so a stale handle
+//!   never names a later object, however long the program runs.
 //! - Metadata per object: its 8-byte handle entry, plus its share of a
 //!   32-byte span record (spans keep nothing per slot; free slots link
 //!   through their own memory); [`PoolStats::meta_bytes`] reports the total.
@@ -26,7 +31,7 @@
 use std::fmt;
 use std::num::NonZeroU64;
 
-use super::class::{round_up, Class};
+use super::class::{round_up, Class, GEN_BITS, ID_BITS};
 use super::span::class_table;
 use crate::sync::{AtomicU64, AtomicUsize, LeakTracker, Ordering};
 use crate::Error;
@@ -43,7 +48,8 @@ pub struct PoolConfig {
     pub page_size: usize,
     /// The longest span, in pages (1..=4). Default 4, as zsmalloc.
     pub max_span_pages: usize,
-    /// Empty spans each class keeps for reuse instead of freeing at once.
+    /// Empty spans each class keeps for reuse instead of freeing at once
+    /// (not counted in the footprint; see [`ZsPool::cached_bytes`]).
     /// Default 1.
     pub cached_spans_per_class: usize,
 }
@@ -59,19 +65,34 @@ impl Default for PoolConfig {
 }
 
 /// An opaque reference to an object in a [`ZsPool`]. Valid until freed;
-/// compaction does not change it.
+/// compaction does not change it. Its 64 bits are the class (8), the
+/// generation (28) and the id (28): see [`ZsPool`] for why a stale one is
+/// always refused.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Handle(NonZeroU64);
 
+/// Where a handle's class (plus one) starts.
+const CLASS_SHIFT: u32 = GEN_BITS + ID_BITS;
+/// At most this many classes (the class field is 8 bits, 0 reserved).
+const MAX_CLASSES: usize = 255;
+
 impl Handle {
-    fn new(class: usize, id: u32, gen: u16) -> Self {
-        let raw = (class as u64 + 1) << 48 | u64::from(gen) << 32 | u64::from(id);
+    fn new(class: usize, id: u32, gen: u32) -> Self {
+        debug_assert!(class < MAX_CLASSES && id >> ID_BITS == 0 && gen >> GEN_BITS == 0);
+        let raw = (class as u64 + 1) << CLASS_SHIFT | u64::from(gen) << ID_BITS | u64::from(id);
         Handle(NonZeroU64::new(raw).expect("class + 1 is never zero"))
     }
 
-    fn parts(self) -> (usize, u32, u16) {
+    /// (class, id, generation). A forged value with class field 0 gives a
+    /// class index no pool has.
+    fn parts(self) -> (usize, u32, u32) {
         let raw = self.0.get();
-        (((raw >> 48) - 1) as usize, raw as u32, (raw >> 32) as u16)
+        let mask = |bits: u32| (1u64 << bits) - 1;
+        (
+            ((raw >> CLASS_SHIFT) as usize).wrapping_sub(1),
+            (raw & mask(ID_BITS)) as u32,
+            (raw >> ID_BITS & mask(GEN_BITS)) as u32,
+        )
     }
 
     /// The raw value (for storing a handle compactly).
@@ -125,8 +146,10 @@ impl ClassStats {
 /// Pool-wide figures.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PoolStats {
-    /// Bytes of span memory held from the system.
+    /// Bytes of span memory holding objects (what limits count).
     pub footprint: usize,
+    /// Bytes of empty spans kept in the per-class caches.
+    pub cached: usize,
     /// Live objects.
     pub objects: usize,
     /// Bytes of live objects.
@@ -149,6 +172,8 @@ pub struct PoolStats {
 /// assert_eq!(pool.footprint(), 4096); // one span of the 16-byte class
 /// pool.free(h).unwrap();
 /// assert!(pool.free(h).is_err()); // a double free is refused
+/// assert_eq!(pool.footprint(), 0); // nothing stored, nothing counted...
+/// assert_eq!(pool.shrink_cache(), 4096); // ...and the cached span goes back
 /// ```
 pub struct ZsPool {
     cfg: PoolConfig,
@@ -183,6 +208,9 @@ impl ZsPool {
             return Err(Error::BadConfig(format!("{cfg:?}")));
         }
         let (packings, size_class) = class_table(cfg.page_size, cfg.max_span_pages);
+        // At most 144 classes (16 KiB pages, 4-page spans): the handle's
+        // class field always fits.
+        debug_assert!(packings.len() <= MAX_CLASSES);
         Ok(ZsPool {
             classes: packings
                 .into_iter()
@@ -209,7 +237,7 @@ impl ZsPool {
         Ok(usize::from(self.size_class[round_up(len) / ALIGN - 1]))
     }
 
-    fn class(&self, h: Handle) -> Result<(&Class, u32, u16), Error> {
+    fn class(&self, h: Handle) -> Result<(&Class, u32, u32), Error> {
         let (c, id, gen) = h.parts();
         let class = self.classes.get(c).ok_or(Error::BadHandle)?;
         Ok((class, id, gen))
@@ -299,36 +327,42 @@ impl ZsPool {
     }
 
     /// Compacts every class: moves objects out of the emptiest spans into
-    /// the fullest and gives the emptied spans back. Each class's lock is
-    /// released between spans. Returns the bytes given back.
+    /// the fullest and gives the emptied spans back (to the cache first,
+    /// then the system). Each class's lock is released between spans, and a
+    /// span being read is skipped, not the class; each class costs time
+    /// linear in its objects and spans. Returns the bytes by which the
+    /// footprint fell.
     pub fn compact(&self) -> usize {
         let before = self.footprint();
         for class in self.classes.iter() {
-            loop {
-                let step = class.compact_step(&self.footprint);
-                self.objects_compacted
-                    .fetch_add(step.moved as u64, Ordering::Relaxed);
-                self.spans_compacted
-                    .fetch_add(step.freed_spans as u64, Ordering::Relaxed);
-                if step.freed_spans == 0 {
-                    break;
-                }
-            }
+            let step = class.compact(&self.footprint);
+            self.objects_compacted
+                .fetch_add(step.moved as u64, Ordering::Relaxed);
+            self.spans_compacted
+                .fetch_add(step.freed_spans as u64, Ordering::Relaxed);
         }
         before.saturating_sub(self.footprint())
     }
 
     /// Gives every cached empty span back to the system; returns the bytes.
     pub fn shrink_cache(&self) -> usize {
-        self.classes
-            .iter()
-            .map(|c| c.shrink_cache(&self.footprint))
-            .sum()
+        self.classes.iter().map(Class::shrink_cache).sum()
     }
 
-    /// Bytes of span memory held from the system.
+    /// Bytes of span memory holding objects: what limits are measured
+    /// against. 0 when nothing is stored.
     pub fn footprint(&self) -> usize {
         self.footprint.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of empty spans kept for reuse (at most
+    /// [`PoolConfig::cached_spans_per_class`] per class), held from the
+    /// system but holding nothing.
+    pub fn cached_bytes(&self) -> usize {
+        self.classes
+            .iter()
+            .map(|c| c.cached.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Per-class figures, smallest class first.
@@ -350,6 +384,7 @@ impl ZsPool {
     pub fn stats(&self) -> PoolStats {
         let mut s = PoolStats {
             footprint: self.footprint(),
+            cached: self.cached_bytes(),
             objects_compacted: self.objects_compacted.load(Ordering::Relaxed),
             spans_compacted: self.spans_compacted.load(Ordering::Relaxed),
             ..PoolStats::default()
@@ -362,10 +397,17 @@ impl ZsPool {
         s
     }
 
-    /// Span bytes held, recounted under each class lock (for tests: equals
-    /// [`footprint`](Self::footprint) at any quiescent point).
+    /// Span bytes holding objects, recounted under each class lock (for
+    /// tests: equals [`footprint`](Self::footprint) at any quiescent point).
     #[doc(hidden)]
     pub fn recount_footprint(&self) -> usize {
-        self.classes.iter().map(Class::span_bytes_held).sum()
+        self.classes.iter().map(|c| c.span_bytes_held().0).sum()
+    }
+
+    /// Cached span bytes, recounted under each class lock (for tests:
+    /// equals [`cached_bytes`](Self::cached_bytes) at any quiescent point).
+    #[doc(hidden)]
+    pub fn recount_cached(&self) -> usize {
+        self.classes.iter().map(|c| c.span_bytes_held().1).sum()
     }
 }

@@ -6,15 +6,16 @@
 //! 32-byte record; it keeps no per-slot metadata at all. Slots never used
 //! are handed out in order (`fresh`); a freed slot's first two bytes hold
 //! the next free slot, so the free list lives in memory nobody else uses,
-//! as zsmalloc's `link_free` does. Compaction finds a span's objects by
-//! scanning its class's handle table, which is rare work, rather than
-//! keeping a reverse map on every object. Nothing here is synchronized: a
-//! span is only ever changed under its class's lock. The one access outside
-//! it is `Class::read_unlocked`, which reads a live object's bytes after
-//! the lock is released; every write under the lock goes to a free slot
-//! (an allocation, or the link of the slot being freed) or, in compaction
-//! (which waits until no such read is in progress), moves objects, so no
-//! write touches bytes being read that way.
+//! as zsmalloc's `link_free` does. Compaction finds a span's objects from
+//! one scan of its class's handle table per pass, which is rare work,
+//! rather than keeping a reverse map on every object. Nothing here is
+//! synchronized: a span is only ever changed under its class's lock. The
+//! one access outside it is `Class::read_unlocked`, which reads a live
+//! object's bytes after the lock is released; every write under the lock
+//! goes to a free slot (an allocation, or the link of the slot being freed)
+//! or, in compaction (which leaves a span alone while such a read of it is
+//! in progress), moves objects, so no write touches bytes being read that
+//! way.
 //!
 //! Span memory is not zeroed. The invariant the `unsafe` here rests on: the
 //! first `len` bytes of a live object's slot have been written (by the
@@ -25,6 +26,8 @@
 use std::alloc::{self, Layout};
 use std::ptr::NonNull;
 
+use crate::sync::AccessToken;
+
 /// End of a span's free list.
 const NO_SLOT: u16 = u16::MAX;
 
@@ -33,6 +36,10 @@ pub(super) struct SpanMem {
     ptr: NonNull<u8>,
     bytes: u32,
     align_shift: u8,
+    /// Under loom, stands for the bytes (nothing otherwise): reads without
+    /// the class lock hold it for reading, compaction's moves and the
+    /// span's release for writing.
+    token: AccessToken,
 }
 
 // SAFETY: `SpanMem` owns its allocation exclusively; moving that ownership
@@ -61,6 +68,7 @@ impl SpanMem {
             ptr,
             bytes,
             align_shift: align.trailing_zeros() as u8,
+            token: AccessToken::new(),
         })
     }
 
@@ -71,6 +79,11 @@ impl SpanMem {
 
     pub(super) fn len(&self) -> usize {
         self.bytes as usize
+    }
+
+    /// The span's loom token (see `crate::sync::AccessToken`).
+    pub(super) fn token(&self) -> AccessToken {
+        self.token.clone()
     }
 
     fn check(&self, off: usize, len: usize) {

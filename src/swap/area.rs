@@ -18,21 +18,93 @@
 //!
 //! Allocation takes a per-area lock on a free bitmap (as the kernel's
 //! `si->lock`); pins and state checks take none.
+//!
+//! A [`pin`](SwapArea::pin) that finds the slot held parks rather than
+//! spins, as a swap-in sleeps on a locked folio: it sets the slot's
+//! `WAITERS` bit while the slot is still pinned and sleeps on one of a few
+//! hashed wait queues (the kernel's folio wait table); the holder's unpin
+//! sees the bit and wakes that queue. The bit is set under the queue's lock
+//! and the waker takes the same lock, so no wake-up is lost.
 
 use std::fmt;
 
-use crate::sync::{yield_now, AtomicBool, AtomicU8, LeakTracker, Mutex, Ordering};
+use crate::sync::{AtomicBool, AtomicU8, Condvar, LeakTracker, Mutex, Ordering};
 use crate::Error;
 
 const ALLOCATED: u8 = 1;
 const PINNED: u8 = 2;
 /// Freed while pinned: released when the pin goes.
 const DYING: u8 = 4;
+/// Pinned, and someone sleeps on the slot's wait queue: the unpin wakes it.
+const WAITERS: u8 = 8;
 
-/// An area's index among the areas of a [`Zswap`](crate) instance.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// Wait queues per area (hashed by offset; a power of two).
+#[cfg(not(loom))]
+const WAIT_QUEUES: usize = 16;
+#[cfg(loom)]
+const WAIT_QUEUES: usize = 1;
+
+/// One wait queue: the lock under which a waiter sets `WAITERS` and the
+/// condition it sleeps on.
+#[derive(Debug)]
+struct WaitQueue {
+    lock: Mutex<()>,
+    wake: Condvar,
+}
+
+/// An area of a [`Zswap`](crate::Zswap) instance: its index among the
+/// areas live at once (at most [`AreaId::MAX_AREAS`]) and the generation of
+/// that index. `swapoff` frees the index for a later `swapon`, under the
+/// next generation, so a slot of the old area is refused
+/// ([`Error::UnknownArea`]) rather than read from the new one. Generations
+/// are 24 bits and freed indexes are reused oldest first.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
-pub struct AreaId(pub u16);
+pub struct AreaId(u32);
+
+impl AreaId {
+    /// How many areas can be live at once (the kernel allows 32 swap
+    /// files).
+    pub const MAX_AREAS: usize = 256;
+    /// Bits of the generation.
+    const GEN_BITS: u32 = 24;
+
+    /// Area `index`, generation 0: what a first `swapon` hands out, and an
+    /// id for a [`SwapArea`] used on its own.
+    pub const fn new(index: u8) -> AreaId {
+        AreaId(index as u32)
+    }
+
+    /// Area `index` of generation `gen` (its low 24 bits).
+    pub(crate) const fn with_generation(index: u8, gen: u32) -> AreaId {
+        AreaId(index as u32 | (gen & ((1 << Self::GEN_BITS) - 1)) << 8)
+    }
+
+    /// The index among the live areas.
+    pub const fn index(self) -> usize {
+        (self.0 & 0xff) as usize
+    }
+
+    /// The generation of the index.
+    pub const fn generation(self) -> u32 {
+        self.0 >> 8
+    }
+}
+
+impl fmt::Display for AreaId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.generation() {
+            0 => write!(f, "{}", self.index()),
+            g => write!(f, "{}.{g}", self.index()),
+        }
+    }
+}
+
+impl fmt::Debug for AreaId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AreaId({self})")
+    }
+}
 
 /// A swap slot: an area and an offset in it (the kernel's `swp_entry_t`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -46,7 +118,7 @@ pub struct SwapSlot {
 
 impl fmt::Display for SwapSlot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.area.0, self.offset)
+        write!(f, "{}:{}", self.area, self.offset)
     }
 }
 
@@ -54,7 +126,7 @@ impl fmt::Display for SwapSlot {
 ///
 /// ```
 /// use zswap::{AreaId, SwapArea};
-/// let area = SwapArea::new(AreaId(0), 4).unwrap();
+/// let area = SwapArea::new(AreaId::new(0), 4).unwrap();
 /// let slot = area.alloc().unwrap();
 /// let pin = area.try_pin(slot.offset).unwrap();
 /// assert!(area.try_pin(slot.offset).is_none()); // one holder at a time
@@ -70,6 +142,8 @@ pub struct SwapArea {
     /// Set (under the `free` lock) by [`close`](SwapArea::close): no slot is
     /// allocated or claimed again.
     closed: AtomicBool,
+    /// Where `pin` sleeps while a slot is held.
+    waits: Box<[WaitQueue]>,
     /// Live pins, under loom: two at once on one slot, or one never
     /// dropped, fails the model.
     pins: LeakTracker,
@@ -191,6 +265,12 @@ impl SwapArea {
             state: (0..n).map(|_| AtomicU8::new(0)).collect(),
             free: Mutex::new(FreeMap::new(n)),
             closed: AtomicBool::new(false),
+            waits: (0..WAIT_QUEUES)
+                .map(|_| WaitQueue {
+                    lock: Mutex::new(()),
+                    wake: Condvar::new(),
+                })
+                .collect(),
             pins: LeakTracker::new(),
         })
     }
@@ -253,10 +333,11 @@ impl SwapArea {
     /// Closes the area if every slot is free (swapoff): from then on
     /// nothing is allocated or claimed. The check and the close happen under
     /// the allocator's lock, so an allocation racing with it either lands
-    /// first (and the close is refused) or fails. Returns whether it closed.
+    /// first (and the close is refused) or fails. Returns whether this call
+    /// closed it (false if it was closed already).
     pub fn close(&self) -> bool {
         let free = self.free.lock();
-        if free.free != self.state.len() {
+        if free.free != self.state.len() || self.closed.load(Ordering::Relaxed) {
             return false;
         }
         self.closed.store(true, Ordering::Release);
@@ -318,23 +399,42 @@ impl SwapArea {
         }
     }
 
-    /// Claims `offset`, waiting (yielding) while another holder has it, as
-    /// a swap-in waits on a locked swap-cache folio. Fails if the slot is
-    /// not allocated or is being freed.
+    /// Claims `offset`, sleeping while another holder has it, as a swap-in
+    /// sleeps on a locked swap-cache folio. Fails if the slot is not
+    /// allocated or is being freed.
     pub fn pin(&self, offset: u32) -> Result<SlotPin<'_>, Error> {
         let state = self.state(offset)?;
         loop {
             if let Some(pin) = self.try_pin(offset) {
                 return Ok(pin);
             }
-            if state.load(Ordering::Acquire) & (ALLOCATED | DYING) != ALLOCATED {
+            let s = state.load(Ordering::Acquire);
+            if s & (ALLOCATED | DYING) != ALLOCATED {
                 return Err(Error::SlotNotAllocated(SwapSlot {
                     area: self.id,
                     offset,
                 }));
             }
-            yield_now();
+            if s & PINNED == 0 {
+                continue; // released meanwhile: try again
+            }
+            let queue = self.wait_queue(offset);
+            let guard = queue.lock.lock();
+            // Ask the holder to wake us, while it still holds the slot: if
+            // the state moved on (unpinned, freed), look again instead. The
+            // unpin clears the bit and then takes this queue's lock to
+            // wake us, so it cannot wake before we sleep.
+            if state
+                .compare_exchange(s, s | WAITERS, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                drop(queue.wake.wait(guard));
+            }
         }
+    }
+
+    fn wait_queue(&self, offset: u32) -> &WaitQueue {
+        &self.waits[offset as usize & (WAIT_QUEUES - 1)]
     }
 
     fn unpin(&self, offset: u32) {
@@ -344,11 +444,22 @@ impl SwapArea {
         let mut s = state.load(Ordering::Acquire);
         loop {
             debug_assert!(s & PINNED != 0, "unpinning an unpinned slot");
-            let next = if s & DYING != 0 { 0 } else { s & !PINNED };
+            let next = if s & DYING != 0 {
+                0
+            } else {
+                s & !(PINNED | WAITERS)
+            };
             match state.compare_exchange(s, next, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => break,
                 Err(now) => s = now,
             }
+        }
+        if s & WAITERS != 0 {
+            // Under the queue's lock: a waiter that set the bit is asleep
+            // by now (it set it holding this lock, and sleeping releases it).
+            let queue = self.wait_queue(offset);
+            let _guard = queue.lock.lock();
+            queue.wake.notify_all();
         }
         if s & DYING != 0 {
             self.free.lock().put(offset);
@@ -362,30 +473,30 @@ mod tests {
 
     #[test]
     fn alloc_free_and_errors() {
-        let a = SwapArea::new(AreaId(3), 2).unwrap();
+        let a = SwapArea::new(AreaId::new(3), 2).unwrap();
         let s0 = a.alloc().unwrap();
         let s1 = a.alloc().unwrap();
         assert_eq!((s0.offset, s1.offset), (0, 1));
         assert!(a.alloc().is_none());
         a.free(0).unwrap();
         let err = Error::SlotNotAllocated(SwapSlot {
-            area: AreaId(3),
+            area: AreaId::new(3),
             offset: 0,
         });
         assert_eq!(a.free(0), Err(err));
         let out = SwapSlot {
-            area: AreaId(3),
+            area: AreaId::new(3),
             offset: 9,
         };
         assert_eq!(a.free(9), Err(Error::SlotOutOfRange(out)));
         assert!(a.try_pin(9).is_none() && a.try_pin(0).is_none());
         assert_eq!(a.alloc().unwrap().offset, 0);
-        assert!(SwapArea::new(AreaId(0), 0).is_err());
+        assert!(SwapArea::new(AreaId::new(0), 0).is_err());
     }
 
     #[test]
     fn claim_and_bitmap_edges() {
-        let a = SwapArea::new(AreaId(0), 130).unwrap();
+        let a = SwapArea::new(AreaId::new(0), 130).unwrap();
         assert_eq!(a.claim(129), Ok(true));
         assert_eq!(a.claim(129), Ok(false));
         assert!(a.claim(130).is_err());
@@ -399,7 +510,7 @@ mod tests {
 
     #[test]
     fn close_only_when_empty_and_for_good() {
-        let a = SwapArea::new(AreaId(0), 2).unwrap();
+        let a = SwapArea::new(AreaId::new(0), 2).unwrap();
         let s = a.alloc().unwrap();
         assert!(!a.close() && !a.is_closed());
         a.free(s.offset).unwrap();
@@ -409,8 +520,42 @@ mod tests {
     }
 
     #[test]
+    fn a_waiting_pin_sleeps_until_the_holder_unpins() {
+        let a = SwapArea::new(AreaId::new(0), 64).unwrap();
+        let s = a.alloc().unwrap();
+        let held = a.try_pin(s.offset).unwrap();
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| {
+                let pin = a.pin(s.offset).unwrap();
+                pin.slot()
+            });
+            // The waiter parks (sets WAITERS) while we hold the slot.
+            while a.state[s.offset as usize].load(Ordering::Acquire) & WAITERS == 0 {
+                std::thread::yield_now();
+            }
+            drop(held);
+            assert_eq!(waiter.join().unwrap(), s);
+        });
+        // Freed while a waiter sleeps: the waiter gets the error.
+        let held = a.try_pin(s.offset).unwrap();
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| a.pin(s.offset).map(|p| p.slot()));
+            while a.state[s.offset as usize].load(Ordering::Acquire) & WAITERS == 0 {
+                std::thread::yield_now();
+            }
+            a.free(s.offset).unwrap();
+            drop(held);
+            assert!(matches!(
+                waiter.join().unwrap(),
+                Err(Error::SlotNotAllocated(_))
+            ));
+        });
+        assert_eq!(a.free_slots(), 64);
+    }
+
+    #[test]
     fn a_pinned_slot_is_released_by_its_pin() {
-        let a = SwapArea::new(AreaId(0), 1).unwrap();
+        let a = SwapArea::new(AreaId::new(0), 1).unwrap();
         let s = a.alloc().unwrap();
         let pin = a.try_pin(s.offset).unwrap();
         assert_eq!(pin.slot(), s);

@@ -219,6 +219,12 @@ impl ZswapHarness {
     /// model.
     fn check(&self) -> Result<(), String> {
         same("stats", self.zswap.stats(), self.model.stats())?;
+        // Old pools are given back when their last entry goes.
+        same(
+            "live pools",
+            self.zswap.live_areas_and_pools().1,
+            self.model.live_pools(),
+        )?;
         for i in 0..self.model.groups() {
             let id = GroupId::from_raw(i as u32);
             same(

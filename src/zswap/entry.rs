@@ -67,7 +67,7 @@ impl Entry {
             word,
             offset: slot.offset,
             group: group.index() as u32,
-            area: slot.area.0,
+            area: slot.area.index() as u16,
             // `MAX_NUMNODES` is 1024.
             node: node.0 as u16,
             pool,
@@ -75,10 +75,12 @@ impl Entry {
         }
     }
 
-    /// The slot the entry stores.
+    /// The slot the entry stores; its area's generation is not kept, so
+    /// the id is the area's index of generation 0 (find the area with
+    /// `Inner::area_at`).
     pub(crate) fn slot(&self) -> SwapSlot {
         SwapSlot {
-            area: AreaId(self.area),
+            area: AreaId::new(self.area as u8),
             offset: self.offset,
         }
     }
@@ -212,7 +214,7 @@ mod tests {
     #[test]
     fn entries_round_trip_their_fields() {
         let slot = SwapSlot {
-            area: AreaId(7),
+            area: AreaId::new(7),
             offset: u32::MAX,
         };
         let g = GroupId::from_raw(123_456);

@@ -23,6 +23,7 @@ mod entry;
 mod reclaim;
 mod stats;
 mod store;
+mod tables;
 
 pub(crate) use store::same_filled;
 
@@ -33,18 +34,24 @@ pub use stats::ZswapStats;
 use entry::{Area, Entry};
 use stats::Counters;
 
-use crate::sync::{Arc, AtomicBool, AtomicUsize, Ordering};
-use crate::table::AppendTable;
+use crate::sync::{Arc, ArcSwap, AtomicBool, AtomicUsize, Ordering};
+use crate::table::ArcTable;
 use crate::{
-    AreaId, Compressor, Error, GroupId, Groups, ListLru, NodeId, RoundRobin, SwapArea, SwapDevice,
-    SwapSlot, ZsPool, PAGE_SIZE,
+    AreaId, Compressor, Error, GroupId, Groups, ListLru, NodeId, RoundRobin, SwapDevice, SwapSlot,
+    ZsPool, PAGE_SIZE,
 };
 
-/// One compressed pool: a compressor and the allocator its objects live in.
-struct PoolSlot {
+/// One compressed pool: a compressor and the allocator its objects live in
+/// (the kernel's `zswap_pool`). Given back when its references are gone
+/// (`tables.rs`).
+pub(crate) struct PoolSlot {
     compressor: Compressor,
     pool: ZsPool,
-    entries: AtomicUsize,
+    /// One while current, one per entry in it, one per store compressing
+    /// into it.
+    refs: AtomicUsize,
+    /// Its index in `Inner::pools`, which entries name it by.
+    index: u16,
 }
 
 pub(crate) struct Inner {
@@ -53,9 +60,10 @@ pub(crate) struct Inner {
     accept_bytes: u64,
     groups: Groups,
     lru: ListLru<Entry>,
-    pools: AppendTable<PoolSlot>,
-    current: AtomicUsize,
-    areas: AppendTable<Area>,
+    pools: ArcTable<PoolSlot>,
+    /// The pool new stores go to.
+    current: ArcSwap<PoolSlot>,
+    areas: ArcTable<Area>,
     reached_full: AtomicBool,
     stats: Counters,
     cursor: RoundRobin,
@@ -99,16 +107,14 @@ impl Drop for Zswap {
             w.stop(&self.inner);
         }
         let inner = &self.inner;
-        for area in inner.areas.iter() {
+        inner.areas.for_each(|area| {
             for entry in area.drain() {
                 inner.free_entry(&entry);
             }
-        }
+        });
         // Every entry is freed; an object still allocated was lost (loom
         // reports it; a no-op otherwise).
-        for p in inner.pools.iter() {
-            p.pool.all_leaked();
-        }
+        inner.pools.for_each(|p| p.pool.all_leaked());
     }
 }
 
@@ -119,22 +125,27 @@ impl Zswap {
         cfg.validate()?;
         let compressor = Compressor::by_name(&cfg.compressor)?;
         let max_bytes = cfg.max_pool_bytes();
+        let pools = ArcTable::new();
+        let (_, first) = pools.insert(
+            tables::MAX_POOLS,
+            || Error::BadConfig("no pool index".into()),
+            |index, _| PoolSlot::new(compressor, index),
+        )?;
         let inner = Arc::new(Inner {
             max_bytes,
             accept_bytes: (u128::from(max_bytes) * u128::from(cfg.accept_threshold_percent) / 100)
                 as u64,
             lru: ListLru::with_groups(&cfg.topology, groups),
             groups: groups.clone(),
-            pools: AppendTable::new(),
-            current: AtomicUsize::new(0),
-            areas: AppendTable::new(),
+            pools,
+            current: ArcSwap::new(first),
+            areas: ArcTable::new(),
             reached_full: AtomicBool::new(false),
             stats: Counters::default(),
             cursor: RoundRobin::new(),
             worker: reclaim::WorkerSignal::new(),
             cfg,
         });
-        inner.add_pool(compressor)?;
         let worker = if inner.cfg.shrinker {
             reclaim::Worker::start(&inner)?
         } else {
@@ -148,33 +159,32 @@ impl Zswap {
         &self.inner.groups
     }
 
-    /// Adds a swap area backed by `device`, one slot per device page.
+    /// Adds a swap area backed by `device`, one slot per device page. The
+    /// id reuses the index of an area swapped off earlier (oldest first),
+    /// under a new generation; at most [`AreaId::MAX_AREAS`] are live.
     pub fn swapon(&self, device: Box<dyn SwapDevice>) -> Result<AreaId, Error> {
-        let n = self.inner.areas.push(
-            usize::from(u16::MAX) + 1,
-            || Error::BadConfig("too many areas".into()),
-            |n| {
-                let slots = SwapArea::new(AreaId(n as u16), device.pages())?;
-                Ok(Area::new(slots, device))
-            },
-        )?;
-        Ok(AreaId(n as u16))
+        self.inner.add_area(device)
     }
 
-    /// Removes an area. Refused ([`Error::AreaBusy`]) while any of its slots
-    /// is allocated: swap everything in (or free it) first, as the kernel's
-    /// swapoff brings every page back before it lets go. The check and the
-    /// removal are one step under the area's allocator lock, so a
-    /// `swap_out` racing with it either gets its slot first (and swapoff is
-    /// refused) or looks elsewhere. Every entry sits on an allocated slot,
-    /// so an area with none allocated holds none.
+    /// Removes an area and gives back all it holds: its slot index, its
+    /// slot states and its device (closed when dropped). Refused
+    /// ([`Error::AreaBusy`]) while any of its slots is allocated: swap
+    /// everything in (or free it) first, as the kernel's swapoff brings
+    /// every page back before it lets go. The check and the close are one
+    /// step under the area's allocator lock, so a `swap_out` racing with it
+    /// either gets its slot first (and swapoff is refused) or looks
+    /// elsewhere. Every entry sits on an allocated slot, so an area with
+    /// none allocated holds none. A slot of the old area is
+    /// [`Error::UnknownArea`] from then on, also once a later `swapon`
+    /// reuses the index.
     pub fn swapoff(&self, area: AreaId) -> Result<(), Error> {
-        let a = self.inner.area(area)?;
-        if !a.slots.close() {
-            return Err(Error::AreaBusy(area));
-        }
-        debug_assert_eq!(a.entries(), 0);
-        Ok(())
+        self.inner.remove_area(area)
+    }
+
+    /// Areas live now, and pools live now (the current one and any older
+    /// one that still holds entries).
+    pub fn live_areas_and_pools(&self) -> (usize, usize) {
+        (self.inner.areas.live(), self.inner.pools.live())
     }
 
     /// Stores `page` for `slot`, charged to `group`, on `node`'s list
@@ -193,7 +203,7 @@ impl Zswap {
         let area = inner.area(slot.area)?;
         area.slots.claim(slot.offset)?;
         let _pin = area.slots.pin(slot.offset)?;
-        inner.store_pinned(area, slot, page, group, node)
+        inner.store_pinned(&area, slot, page, group, node)
     }
 
     /// Loads `slot`'s page into `page` and drops the entry (`zswap_load`;
@@ -205,7 +215,7 @@ impl Zswap {
         }
         let area = self.inner.area(slot.area)?;
         let _pin = area.slots.pin(slot.offset)?;
-        self.inner.load_pinned(area, slot, page)
+        self.inner.load_pinned(&area, slot, page)
     }
 
     /// The swap slot was freed: drop its entry, if any, and free the slot
@@ -233,7 +243,7 @@ impl Zswap {
         inner.check_store(page, group, node)?;
         let (area, slot) = inner.alloc_slot()?;
         let pin = area.slots.pin(slot.offset)?;
-        let r = match inner.store_pinned(area, slot, page, group, node) {
+        let r = match inner.store_pinned(&area, slot, page, group, node) {
             Ok(true) => Ok(()),
             Ok(false) => match inner.groups.writeback_enabled(group) {
                 Ok(true) => area.device.write_page(u64::from(slot.offset), page),
@@ -258,7 +268,7 @@ impl Zswap {
         }
         let area = self.inner.area(slot.area)?;
         let pin = area.slots.pin(slot.offset)?;
-        if !self.inner.load_pinned(area, slot, page)? {
+        if !self.inner.load_pinned(&area, slot, page)? {
             area.device.read_page(u64::from(slot.offset), page)?;
         }
         // Released when the pin drops (see `invalidate`).
@@ -300,7 +310,8 @@ impl Zswap {
     }
 
     /// Makes `name` the compressor of new stores. Stored entries keep their
-    /// pool; an old pool gives its memory back when its last entry goes.
+    /// pool; an old pool is dropped, spans and all, when its last entry
+    /// goes. Switches are not counted against any limit.
     pub fn set_compressor(&self, name: &str) -> Result<(), Error> {
         let c = Compressor::by_name(name)?;
         self.inner.add_pool(c)
@@ -308,7 +319,7 @@ impl Zswap {
 
     /// The compressor of new stores.
     pub fn compressor(&self) -> Compressor {
-        self.inner.current_pool().1.compressor
+        self.inner.current_pool().compressor
     }
 
     /// Every debugfs counter.
@@ -346,22 +357,16 @@ impl Zswap {
     /// last measured by the pool.
     pub fn metadata_bytes_per_entry(&self) -> f64 {
         let item = crate::lru::item_bytes::<Entry>() as f64;
-        let (objects, meta) = self
-            .inner
-            .pools
-            .iter()
-            .map(|p| p.pool.stats())
-            .fold((0usize, 0usize), |(o, m), s| {
-                (o + s.objects, m + s.meta_bytes)
-            });
+        let (mut objects, mut meta) = (0usize, 0usize);
+        self.inner.pools.for_each(|p| {
+            let s = p.pool.stats();
+            objects += s.objects;
+            meta += s.meta_bytes;
+        });
         let entries = self.inner.stats.stored_pages.load(Ordering::Relaxed).max(1) as f64;
-        let index = self
-            .inner
-            .areas
-            .iter()
-            .map(Area::index_bytes)
-            .sum::<usize>() as f64
-            / entries;
+        let mut index = 0usize;
+        self.inner.areas.for_each(|a| index += a.index_bytes());
+        let index = index as f64 / entries;
         let pool = if objects > 0 {
             meta as f64 / objects as f64
         } else {
@@ -378,12 +383,21 @@ impl Zswap {
     /// Compacts every pool (zsmalloc's compaction, which the kernel runs
     /// from the pool's own shrinker): in each size class, objects move out
     /// of the emptiest spans into the fullest, and the emptied spans go
-    /// back to the system. Returns the bytes given back, which the global
-    /// limit then no longer counts. For a program's own memory-pressure
-    /// signal or a timer; stores, loads and writeback go on meanwhile (a
-    /// class's lock is released between spans).
+    /// back to the system, with the empty spans each class kept cached.
+    /// Returns the bytes of span memory given back (the global limit no
+    /// longer counts the compacted part; it never counted the cache). For a
+    /// program's own memory-pressure signal or a timer; stores, loads and
+    /// writeback go on meanwhile (a class's lock is released between
+    /// spans, and a span being read is skipped).
     pub fn compact(&self) -> usize {
-        self.inner.pools.iter().map(|p| p.pool.compact()).sum()
+        let mut freed = 0;
+        self.inner.pools.for_each(|p| {
+            let held = p.pool.footprint() + p.pool.cached_bytes();
+            p.pool.compact();
+            p.pool.shrink_cache();
+            freed += held.saturating_sub(p.pool.footprint());
+        });
+        freed
     }
 
     /// Runs one pass of the shrink worker now (round-robin over the groups

@@ -72,7 +72,11 @@ impl Inner {
 
     fn writeback_entry(&self, entry: &Item<Entry>) -> Writeback {
         let slot = entry.slot();
-        let Ok(area) = self.area(slot.area) else {
+        // By index: the entry does not keep its area's generation. A newer
+        // area at the index (this one swapped off, its slots all freed,
+        // and a swapon since) holds no slot that maps to this entry, so
+        // the re-check below gives up.
+        let Some(area) = self.area_at(slot.area.index()) else {
             return Writeback::Gone;
         };
         let Some(pin) = area.slots.try_pin(slot.offset) else {

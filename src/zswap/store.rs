@@ -6,12 +6,9 @@ use std::cell::RefCell;
 
 use super::entry::{Area, Data, Entry};
 use super::stats::{dec, inc};
-use super::{Inner, PoolSlot, ShrinkResult};
-use crate::sync::{AtomicUsize, Ordering};
-use crate::{
-    AreaId, Compressor, Error, GroupEvent, GroupId, Item, NodeId, PoolConfig, SwapSlot, ZsPool,
-    PAGE_SIZE,
-};
+use super::{Inner, ShrinkResult};
+use crate::sync::Ordering;
+use crate::{Error, GroupEvent, GroupId, Item, NodeId, SwapSlot, PAGE_SIZE};
 
 crate::sync::thread_scratch! {
     static COMPRESS_BUF: RefCell<Vec<u8>> = RefCell::new(Vec::new());
@@ -27,47 +24,6 @@ pub(crate) fn same_filled(page: &[u8]) -> Option<u64> {
 }
 
 impl Inner {
-    pub(super) fn add_pool(&self, compressor: Compressor) -> Result<(), Error> {
-        let n = self.pools.push(
-            // An entry names its pool in 16 bits.
-            usize::from(u16::MAX) + 1,
-            || Error::BadConfig("too many pools (compressor switches)".into()),
-            |_| {
-                Ok(PoolSlot {
-                    compressor,
-                    pool: ZsPool::new(PoolConfig::default())?,
-                    entries: AtomicUsize::new(0),
-                })
-            },
-        )?;
-        self.current.store(n, Ordering::Release);
-        Ok(())
-    }
-
-    pub(super) fn current_pool(&self) -> (usize, &PoolSlot) {
-        let i = self.current.load(Ordering::Acquire);
-        (i, self.pools.get(i).expect("the current pool exists"))
-    }
-
-    pub(super) fn pool_total_size(&self) -> u64 {
-        self.pools.iter().map(|p| p.pool.footprint() as u64).sum()
-    }
-
-    pub(super) fn area(&self, id: AreaId) -> Result<&Area, Error> {
-        self.areas
-            .get(usize::from(id.0))
-            .filter(|a| !a.slots.is_closed())
-            .ok_or(Error::UnknownArea(id))
-    }
-
-    pub(super) fn alloc_slot(&self) -> Result<(&Area, SwapSlot), Error> {
-        // A closed area's `alloc` returns `None`.
-        self.areas
-            .iter()
-            .find_map(|a| a.slots.alloc().map(|s| (a, s)))
-            .ok_or(Error::SwapFull)
-    }
-
     pub(super) fn check_store(
         &self,
         page: &[u8],
@@ -151,14 +107,12 @@ impl Inner {
         self.groups.count_event(charged, GroupEvent::Zswpout)?;
         let entry = Item::new(Entry::new(slot, data, charged, node));
         inc(&self.stats.stored_pages);
+        // A stored entry's pool reference was taken by
+        // `compress_and_insert` and is now the entry's.
         match data {
             Data::Same(_) => inc(&self.stats.same_filled_pages),
-            Data::Stored { pool, .. } => {
-                if incompressible {
-                    inc(&self.stats.stored_incompressible_pages);
-                }
-                self.pool(pool).entries.fetch_add(1, Ordering::Relaxed);
-            }
+            Data::Stored { .. } if incompressible => inc(&self.stats.stored_incompressible_pages),
+            Data::Stored { .. } => {}
         }
         let replaced = area.insert(slot.offset, entry.clone());
         debug_assert!(replaced.is_none(), "the slot's pin excludes other stores");
@@ -169,9 +123,24 @@ impl Inner {
         Ok(true)
     }
 
-    /// Compresses `page` into the current pool; `None` when rejected.
+    /// Compresses `page` into the current pool; `None` when rejected. A
+    /// stored object's pool keeps the reference taken here, which the
+    /// entry then holds.
     fn compress_and_insert(&self, page: &[u8], group: GroupId) -> Result<Option<Data>, Error> {
-        let (pi, p) = self.current_pool();
+        let p = self.current_pool_get();
+        let r = self.compress_into(&p, page, group);
+        if !matches!(r, Ok(Some(_))) {
+            self.put_pool(&p);
+        }
+        r
+    }
+
+    fn compress_into(
+        &self,
+        p: &super::PoolSlot,
+        page: &[u8],
+        group: GroupId,
+    ) -> Result<Option<Data>, Error> {
         COMPRESS_BUF.with(|cell| {
             let mut buf = cell.borrow_mut();
             buf.resize(PAGE_SIZE, 0);
@@ -194,7 +163,7 @@ impl Inner {
             };
             match p.pool.insert(bytes) {
                 Ok(handle) => Ok(Some(Data::Stored {
-                    pool: pi as u16,
+                    pool: p.index,
                     handle,
                     len: bytes.len() as u16,
                 })),
@@ -204,12 +173,6 @@ impl Inner {
                 }
             }
         })
-    }
-
-    fn pool(&self, i: u16) -> &PoolSlot {
-        self.pools
-            .get(i as usize)
-            .expect("entries name existing pools")
     }
 
     /// Fills `page` from `entry`, which the caller holds the slot's pin of
@@ -292,11 +255,9 @@ impl Inner {
                 if cfg!(any(debug_assertions, loom)) {
                     assert!(freed.is_ok(), "an entry's object freed twice");
                 }
-                let left = p.entries.fetch_sub(1, Ordering::Relaxed) - 1;
-                if left == 0 && usize::from(pool) != self.current.load(Ordering::Acquire) {
-                    // An old pool's last entry: give its memory back.
-                    p.pool.shrink_cache();
-                }
+                // The entry's reference: an old pool's last entry gives
+                // the whole pool back.
+                self.put_pool(&p);
             }
         }
     }

@@ -62,6 +62,8 @@ struct Pool {
     compressor: Compressor,
     shadow: ZsPool,
     entries: usize,
+    /// Not yet given back (current, or holding entries).
+    live: bool,
 }
 
 /// A swapped-out page the caller is about to give its slot (see
@@ -240,19 +242,45 @@ impl Model {
 
     // --- pools --------------------------------------------------------
 
-    /// `Zswap::set_compressor`: a new current pool.
+    /// `Zswap::set_compressor`: a new current pool; the old one is given
+    /// back at once if it holds no entry.
     pub fn set_compressor(&mut self, compressor: Compressor) {
         self.pools.push(Pool {
             compressor,
             shadow: ZsPool::new(PoolConfig::default()).expect("the default pool config is valid"),
             entries: 0,
+            live: true,
         });
-        self.current = self.pools.len() - 1;
+        let old = std::mem::replace(&mut self.current, self.pools.len() - 1);
+        self.release_if_unused(old);
     }
 
-    /// `Zswap::compact`: every shadow pool compacts as the real ones do.
+    /// An old pool with no entry left is given back: its spans, cached
+    /// ones too, go with it.
+    fn release_if_unused(&mut self, pi: usize) {
+        let pool = &mut self.pools[pi];
+        if pool.entries == 0 && pi != self.current && pool.live {
+            pool.shadow.shrink_cache();
+            pool.live = false;
+        }
+    }
+
+    /// Pools live now: the current one and every older one with entries.
+    pub fn live_pools(&self) -> usize {
+        self.pools.iter().filter(|p| p.live).count()
+    }
+
+    /// `Zswap::compact`: every shadow pool compacts as the real ones do,
+    /// then gives back its cached empty spans; the bytes given back.
     pub fn compact(&mut self) -> usize {
-        self.pools.iter().map(|p| p.shadow.compact()).sum()
+        let mut freed = 0;
+        for p in self.pools.iter().filter(|p| p.live) {
+            let held = p.shadow.footprint() + p.shadow.cached_bytes();
+            p.shadow.compact();
+            p.shadow.shrink_cache();
+            freed += held - p.shadow.footprint();
+        }
+        freed
     }
 
     fn footprint(&self) -> u64 {
@@ -442,9 +470,7 @@ impl Model {
             let pool = &mut self.pools[pi];
             pool.shadow.free(h).expect("a shadow object is freed once");
             pool.entries -= 1;
-            if pool.entries == 0 && pi != self.current {
-                pool.shadow.shrink_cache();
-            }
+            self.release_if_unused(pi);
         }
     }
 
