@@ -159,6 +159,8 @@ impl SpanMem {
 
 impl Drop for SpanMem {
     fn drop(&mut self) {
+        // Under loom: nobody may be reading the bytes as they go.
+        self.token.write_now();
         // SAFETY: allocated in `alloc` with this very layout (rebuilt from
         // the same size and alignment), freed once.
         unsafe { alloc::dealloc(self.ptr.as_ptr(), self.layout()) }
