@@ -166,3 +166,40 @@ fn load_vs_compaction() {
         assert_eq!(z.stats().pool_total_size, 0);
     });
 }
+
+/// Slot state lives in clusters (four slots each under loom) that exist
+/// only while a slot of theirs is in use. The invalidation of a cluster's
+/// last slot (which drops the cluster) races a store that claims another
+/// slot of it (which makes one again) and a writeback that pins the
+/// invalidated slot through the cluster it loaded: nothing is freed under
+/// the writeback, the store's page survives, and no cluster leaks (loom's
+/// `Arc` tracking).
+#[test]
+fn cluster_free_vs_store_vs_writeback() {
+    model("cluster_free_vs_store_vs_writeback", || {
+        let groups = Groups::new();
+        let z = tiny(&groups, 8);
+        let (old, new) = (half_noise(4), half_noise(5));
+        assert!(z.store(slot(1), &old, GroupId::ROOT, N0).unwrap());
+        assert_eq!(z.scan(N0, GroupId::ROOT, 1).unwrap(), 0, "second chance");
+        let shrinker = {
+            let z = z.clone();
+            thread::spawn(move || z.scan(N0, GroupId::ROOT, 1).unwrap())
+        };
+        let storer = {
+            let z = z.clone();
+            let new = new.clone();
+            thread::spawn(move || assert!(z.store(slot(2), &new, GroupId::ROOT, N0).unwrap()))
+        };
+        z.invalidate(slot(1)).unwrap();
+        let written = shrinker.join().unwrap();
+        storer.join().unwrap();
+        assert!(written <= 1);
+        let mut got = vec![0u8; PAGE_SIZE];
+        z.swap_in(slot(2), &mut got).unwrap();
+        assert!(got == new);
+        assert_eq!(z.stats().stored_pages, 0);
+        // Every slot is free: the area can go, clusters and all.
+        z.swapoff(AreaId::new(0)).unwrap();
+    });
+}

@@ -16,8 +16,11 @@
 //! - A slot freed while pinned becomes allocatable exactly when its
 //!   [`SlotPin`] drops, and not before.
 //!
-//! Allocation takes a per-area lock on a free bitmap (as the kernel's
-//! `si->lock`); pins and state checks take none.
+//! The state bytes (and a per-slot payload, zswap's index cell) live in
+//! clusters of 512 slots that exist only while one of their slots is in use
+//! (`cluster.rs`): an area of a 64 GiB device costs 320 KiB until pages are
+//! stored. Allocation takes a per-area lock (as the kernel's `si->lock`);
+//! pins and state checks take none.
 //!
 //! A [`pin`](SwapArea::pin) that finds the slot held parks rather than
 //! spins, as a swap-in sleeps on a locked folio: it sets the slot's
@@ -28,6 +31,8 @@
 
 use std::fmt;
 
+use super::cluster::{split, Alloc, ClusterGuard, ClusterMap};
+use super::id::{AreaId, SwapSlot};
 use crate::sync::{AtomicBool, AtomicU8, Condvar, LeakTracker, Mutex, Ordering};
 use crate::Error;
 
@@ -52,81 +57,13 @@ struct WaitQueue {
     wake: Condvar,
 }
 
-/// An area of a [`Zswap`](crate::Zswap) instance: its index among the
-/// areas live at once (at most [`AreaId::MAX_AREAS`]) and the generation of
-/// that index. `swapoff` frees the index for a later `swapon`, under the
-/// next generation, so a slot of the old area is refused
-/// ([`Error::UnknownArea`]) rather than read from the new one. Generations
-/// are 24 bits and freed indexes are reused oldest first.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
-pub struct AreaId(u32);
-
-impl AreaId {
-    /// How many areas can be live at once (the kernel allows 32 swap
-    /// files).
-    pub const MAX_AREAS: usize = 256;
-    /// Bits of the generation.
-    const GEN_BITS: u32 = 24;
-
-    /// Area `index`, generation 0: what a first `swapon` hands out, and an
-    /// id for a [`SwapArea`] used on its own.
-    pub const fn new(index: u8) -> AreaId {
-        AreaId(index as u32)
-    }
-
-    /// Area `index` of generation `gen` (its low 24 bits).
-    pub(crate) const fn with_generation(index: u8, gen: u32) -> AreaId {
-        AreaId(index as u32 | (gen & ((1 << Self::GEN_BITS) - 1)) << 8)
-    }
-
-    /// The index among the live areas.
-    pub const fn index(self) -> usize {
-        (self.0 & 0xff) as usize
-    }
-
-    /// The generation of the index.
-    pub const fn generation(self) -> u32 {
-        self.0 >> 8
-    }
-}
-
-impl fmt::Display for AreaId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.generation() {
-            0 => write!(f, "{}", self.index()),
-            g => write!(f, "{}.{g}", self.index()),
-        }
-    }
-}
-
-impl fmt::Debug for AreaId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "AreaId({self})")
-    }
-}
-
-/// A swap slot: an area and an offset in it (the kernel's `swp_entry_t`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
-pub struct SwapSlot {
-    /// The area.
-    pub area: AreaId,
-    /// The slot's offset in the area, in pages.
-    pub offset: u32,
-}
-
-impl fmt::Display for SwapSlot {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.area, self.offset)
-    }
-}
-
-/// The slots of one area and their pins.
+/// The slots of one area and their pins. `T` is a value kept per slot
+/// while the slot's cluster exists, reached through the slot's pin (zswap
+/// keeps its index there); `()` for an area used on its own.
 ///
 /// ```
 /// use zswap::{AreaId, SwapArea};
-/// let area = SwapArea::new(AreaId::new(0), 4).unwrap();
+/// let area: SwapArea = SwapArea::new(AreaId::new(0), 4).unwrap();
 /// let slot = area.alloc().unwrap();
 /// let pin = area.try_pin(slot.offset).unwrap();
 /// assert!(area.try_pin(slot.offset).is_none()); // one holder at a time
@@ -135,11 +72,12 @@ impl fmt::Display for SwapSlot {
 /// drop(pin);
 /// assert_eq!(area.free_slots(), 4);
 /// ```
-pub struct SwapArea {
+pub struct SwapArea<T = ()> {
     id: AreaId,
-    state: Box<[AtomicU8]>,
-    free: Mutex<FreeMap>,
-    /// Set (under the `free` lock) by [`close`](SwapArea::close): no slot is
+    slots: u32,
+    clusters: ClusterMap<T>,
+    alloc: Mutex<Alloc>,
+    /// Set (under the `alloc` lock) by [`close`](SwapArea::close): no slot is
     /// allocated or claimed again.
     closed: AtomicBool,
     /// Where `pin` sleeps while a slot is held.
@@ -149,75 +87,18 @@ pub struct SwapArea {
     pins: LeakTracker,
 }
 
-impl Drop for SwapArea {
+impl<T> Drop for SwapArea<T> {
     fn drop(&mut self) {
         // A pin borrows its area: one still live now was forgotten.
         self.pins.all_leaked();
     }
 }
 
-/// Free slots as a bitmap (1 = free) with a rotating cursor, so a slot can
-/// be allocated in order or claimed by offset in O(1).
-struct FreeMap {
-    bits: Vec<u64>,
-    cursor: usize,
-    free: usize,
-}
-
-impl FreeMap {
-    fn new(n: u32) -> Self {
-        let mut bits = vec![u64::MAX; (n as usize).div_ceil(64)];
-        if n % 64 != 0 {
-            *bits.last_mut().expect("n > 0") = (1u64 << (n % 64)) - 1;
-        }
-        FreeMap {
-            bits,
-            cursor: 0,
-            free: n as usize,
-        }
-    }
-
-    /// Takes the lowest free slot at or after the cursor (wrapping).
-    fn take(&mut self) -> Option<u32> {
-        if self.free == 0 {
-            return None;
-        }
-        let n = self.bits.len();
-        for i in 0..n {
-            let w = (self.cursor + i) % n;
-            if self.bits[w] != 0 {
-                let bit = self.bits[w].trailing_zeros();
-                self.bits[w] &= !(1 << bit);
-                self.free -= 1;
-                self.cursor = w;
-                return Some((w * 64) as u32 + bit);
-            }
-        }
-        None
-    }
-
-    /// Takes `offset` if it is free.
-    fn take_at(&mut self, offset: u32) -> bool {
-        let (w, bit) = ((offset / 64) as usize, offset % 64);
-        let was = self.bits[w] & (1 << bit) != 0;
-        self.bits[w] &= !(1 << bit);
-        self.free -= usize::from(was);
-        was
-    }
-
-    fn put(&mut self, offset: u32) {
-        let (w, bit) = ((offset / 64) as usize, offset % 64);
-        debug_assert!(self.bits[w] & (1 << bit) == 0, "slot freed twice");
-        self.bits[w] |= 1 << bit;
-        self.free += 1;
-    }
-}
-
-impl fmt::Debug for SwapArea {
+impl<T> fmt::Debug for SwapArea<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SwapArea")
             .field("id", &self.id)
-            .field("slots", &self.state.len())
+            .field("slots", &self.slots)
             .field("free", &self.free_slots())
             .finish()
     }
@@ -226,12 +107,14 @@ impl fmt::Debug for SwapArea {
 /// A claim on one slot (the swap cache's folio lock, in effect). Unpins on
 /// drop, releasing the slot if it was freed meanwhile.
 #[must_use = "the pin is released when dropped"]
-pub struct SlotPin<'a> {
-    area: &'a SwapArea,
+pub struct SlotPin<'a, T = ()> {
+    area: &'a SwapArea<T>,
     offset: u32,
+    /// The slot's cluster, which a pinned slot keeps in existence.
+    cluster: ClusterGuard<T>,
 }
 
-impl SlotPin<'_> {
+impl<T> SlotPin<'_, T> {
     /// The pinned slot.
     pub fn slot(&self) -> SwapSlot {
         SwapSlot {
@@ -239,31 +122,53 @@ impl SlotPin<'_> {
             offset: self.offset,
         }
     }
+
+    /// The slot's value (zswap: its index cell), which only the pin's
+    /// holder may change.
+    pub(crate) fn payload(&self) -> &T {
+        let cluster = self.cluster.as_deref().expect("a pinned slot's cluster");
+        &cluster.payload[split(self.offset).1]
+    }
+
+    fn state(&self) -> &AtomicU8 {
+        let cluster = self.cluster.as_deref().expect("a pinned slot's cluster");
+        &cluster.state[split(self.offset).1]
+    }
 }
 
-impl fmt::Debug for SlotPin<'_> {
+impl<T> fmt::Debug for SlotPin<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SlotPin({})", self.slot())
     }
 }
 
-impl Drop for SlotPin<'_> {
+impl<T> Drop for SlotPin<'_, T> {
     fn drop(&mut self) {
-        self.area.unpin(self.offset);
+        self.area.unpin(self);
     }
 }
 
 impl SwapArea {
-    /// An area of `slots` free slots (at least one, at most `u32::MAX`).
+    /// An area of `slots` free slots (at least one, at most
+    /// `u32::MAX - 1`). Nothing per slot is allocated until slots are.
     pub fn new(id: AreaId, slots: u64) -> Result<Self, Error> {
+        Self::with_payload(id, slots)
+    }
+}
+
+impl<T: Default> SwapArea<T> {
+    /// An area whose slots each carry a `T` (made with the slot's cluster).
+    pub(crate) fn with_payload(id: AreaId, slots: u64) -> Result<Self, Error> {
         let n = u32::try_from(slots)
             .ok()
             .filter(|&n| n > 0 && n < u32::MAX)
             .ok_or_else(|| Error::BadConfig(format!("{slots} swap slots")))?;
+        let (clusters, alloc) = ClusterMap::new(n);
         Ok(SwapArea {
             id,
-            state: (0..n).map(|_| AtomicU8::new(0)).collect(),
-            free: Mutex::new(FreeMap::new(n)),
+            slots: n,
+            clusters,
+            alloc: Mutex::new(alloc),
             closed: AtomicBool::new(false),
             waits: (0..WAIT_QUEUES)
                 .map(|_| WaitQueue {
@@ -275,41 +180,14 @@ impl SwapArea {
         })
     }
 
-    /// The area's id.
-    pub fn id(&self) -> AreaId {
-        self.id
-    }
-
-    /// Slots in the area.
-    pub fn slots(&self) -> u32 {
-        self.state.len() as u32
-    }
-
-    /// Slots free to allocate now.
-    pub fn free_slots(&self) -> usize {
-        self.free.lock().free
-    }
-
-    fn state(&self, offset: u32) -> Result<&AtomicU8, Error> {
-        self.state
-            .get(offset as usize)
-            .ok_or(Error::SlotOutOfRange(SwapSlot {
-                area: self.id,
-                offset,
-            }))
-    }
-
-    /// Allocates a free slot (lowest first from a rotating cursor); `None`
-    /// when the area is full.
+    /// Allocates a free slot (from the cluster last allocated in, first);
+    /// `None` when the area is full or closed.
     pub fn alloc(&self) -> Option<SwapSlot> {
-        let mut free = self.free.lock();
+        let mut alloc = self.alloc.lock();
         if self.closed.load(Ordering::Relaxed) {
             return None;
         }
-        let offset = free.take()?;
-        drop(free);
-        let prev = self.state[offset as usize].swap(ALLOCATED, Ordering::AcqRel);
-        debug_assert_eq!(prev, 0, "a free slot was in use");
+        let offset = self.clusters.alloc(&mut alloc, ALLOCATED)?;
         Some(SwapSlot {
             area: self.id,
             offset,
@@ -320,14 +198,63 @@ impl SwapArea {
     /// their own slot allocator and hand zswap the slots they chose.
     /// `Ok(false)` if it is already allocated.
     pub fn claim(&self, offset: u32) -> Result<bool, Error> {
-        let state = self.state(offset)?;
-        let mut free = self.free.lock();
-        if self.closed.load(Ordering::Relaxed) || !free.take_at(offset) {
+        self.check(offset)?;
+        let mut alloc = self.alloc.lock();
+        if self.closed.load(Ordering::Relaxed) {
             return Ok(false);
         }
-        let prev = state.swap(ALLOCATED, Ordering::AcqRel);
-        debug_assert_eq!(prev, 0, "a free slot was in use");
-        Ok(true)
+        Ok(self.clusters.claim(&mut alloc, offset, ALLOCATED))
+    }
+}
+
+impl<T> SwapArea<T> {
+    /// The area's id.
+    pub fn id(&self) -> AreaId {
+        self.id
+    }
+
+    /// Slots in the area.
+    pub fn slots(&self) -> u32 {
+        self.slots
+    }
+
+    /// Slots free to allocate now.
+    pub fn free_slots(&self) -> usize {
+        self.alloc.lock().free
+    }
+
+    /// Heap bytes of the per-slot state now (cluster table, free counts and
+    /// the clusters in use, payloads included).
+    pub fn state_bytes(&self) -> usize {
+        self.clusters.bytes()
+    }
+
+    /// Calls `f` on the value of every slot whose cluster exists (teardown
+    /// and counting; the values are not pinned).
+    pub(crate) fn for_each_payload(&self, f: impl FnMut(&T)) {
+        self.clusters.for_each_payload(f);
+    }
+
+    fn check(&self, offset: u32) -> Result<(), Error> {
+        if offset < self.slots {
+            return Ok(());
+        }
+        Err(Error::SlotOutOfRange(SwapSlot {
+            area: self.id,
+            offset,
+        }))
+    }
+
+    /// The state byte of `offset` (in range) in `cluster`, if it exists.
+    fn state_in(cluster: &ClusterGuard<T>, offset: u32) -> Option<&AtomicU8> {
+        Some(&cluster.as_deref()?.state[split(offset).1])
+    }
+
+    fn not_allocated(&self, offset: u32) -> Error {
+        Error::SlotNotAllocated(SwapSlot {
+            area: self.id,
+            offset,
+        })
     }
 
     /// Closes the area if every slot is free (swapoff): from then on
@@ -336,8 +263,8 @@ impl SwapArea {
     /// first (and the close is refused) or fails. Returns whether this call
     /// closed it (false if it was closed already).
     pub fn close(&self) -> bool {
-        let free = self.free.lock();
-        if free.free != self.state.len() || self.closed.load(Ordering::Relaxed) {
+        let alloc = self.alloc.lock();
+        if alloc.free != self.slots as usize || self.closed.load(Ordering::Relaxed) {
             return false;
         }
         self.closed.store(true, Ordering::Release);
@@ -349,17 +276,22 @@ impl SwapArea {
         self.closed.load(Ordering::Acquire)
     }
 
+    /// Gives `offset` back to the allocator (its state byte is 0 now).
+    fn release(&self, offset: u32) {
+        let mut alloc = self.alloc.lock();
+        self.clusters.put(&mut alloc, offset);
+    }
+
     /// Frees an allocated slot. If it is pinned, it stays reserved until the
     /// pin drops.
     pub fn free(&self, offset: u32) -> Result<(), Error> {
-        let state = self.state(offset)?;
+        self.check(offset)?;
+        let cluster = self.clusters.load(offset);
+        let state = Self::state_in(&cluster, offset).ok_or(self.not_allocated(offset))?;
         let mut s = state.load(Ordering::Acquire);
         loop {
             if s & ALLOCATED == 0 || s & DYING != 0 {
-                return Err(Error::SlotNotAllocated(SwapSlot {
-                    area: self.id,
-                    offset,
-                }));
+                return Err(self.not_allocated(offset));
             }
             let next = if s & PINNED != 0 { s | DYING } else { 0 };
             match state.compare_exchange(s, next, Ordering::AcqRel, Ordering::Acquire) {
@@ -368,22 +300,29 @@ impl SwapArea {
             }
         }
         if s & PINNED == 0 {
-            self.free.lock().put(offset);
+            drop(cluster);
+            self.release(offset);
         }
         Ok(())
     }
 
     /// Whether `offset` is allocated (and not being freed).
     pub fn is_allocated(&self, offset: u32) -> bool {
-        self.state(offset)
-            .is_ok_and(|s| s.load(Ordering::Acquire) & (ALLOCATED | DYING) == ALLOCATED)
+        if self.check(offset).is_err() {
+            return false;
+        }
+        let cluster = self.clusters.load(offset);
+        Self::state_in(&cluster, offset)
+            .is_some_and(|s| s.load(Ordering::Acquire) & (ALLOCATED | DYING) == ALLOCATED)
     }
 
     /// Claims `offset` for its one holder; `None` if someone holds it, or it
     /// is not allocated, or it is being freed (the kernel's
     /// `swapcache_prepare` failing with EEXIST or ENOENT).
-    pub fn try_pin(&self, offset: u32) -> Option<SlotPin<'_>> {
-        let state = self.state(offset).ok()?;
+    pub fn try_pin(&self, offset: u32) -> Option<SlotPin<'_, T>> {
+        self.check(offset).ok()?;
+        let cluster = self.clusters.load(offset);
+        let state = Self::state_in(&cluster, offset)?;
         let mut s = state.load(Ordering::Acquire);
         loop {
             if s & (ALLOCATED | PINNED | DYING) != ALLOCATED {
@@ -392,7 +331,11 @@ impl SwapArea {
             match state.compare_exchange(s, s | PINNED, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => {
                     self.pins.track(u64::from(offset));
-                    return Some(SlotPin { area: self, offset });
+                    return Some(SlotPin {
+                        area: self,
+                        offset,
+                        cluster,
+                    });
                 }
                 Err(now) => s = now,
             }
@@ -402,18 +345,19 @@ impl SwapArea {
     /// Claims `offset`, sleeping while another holder has it, as a swap-in
     /// sleeps on a locked swap-cache folio. Fails if the slot is not
     /// allocated or is being freed.
-    pub fn pin(&self, offset: u32) -> Result<SlotPin<'_>, Error> {
-        let state = self.state(offset)?;
+    pub fn pin(&self, offset: u32) -> Result<SlotPin<'_, T>, Error> {
+        self.check(offset)?;
         loop {
             if let Some(pin) = self.try_pin(offset) {
                 return Ok(pin);
             }
+            let cluster = self.clusters.load(offset);
+            let Some(state) = Self::state_in(&cluster, offset) else {
+                return Err(self.not_allocated(offset));
+            };
             let s = state.load(Ordering::Acquire);
             if s & (ALLOCATED | DYING) != ALLOCATED {
-                return Err(Error::SlotNotAllocated(SwapSlot {
-                    area: self.id,
-                    offset,
-                }));
+                return Err(self.not_allocated(offset));
             }
             if s & PINNED == 0 {
                 continue; // released meanwhile: try again
@@ -433,14 +377,22 @@ impl SwapArea {
         }
     }
 
+    /// Whether someone sleeps on `offset` (tests).
+    #[cfg(test)]
+    fn has_waiters(&self, offset: u32) -> bool {
+        let cluster = self.clusters.load(offset);
+        Self::state_in(&cluster, offset).is_some_and(|s| s.load(Ordering::Acquire) & WAITERS != 0)
+    }
+
     fn wait_queue(&self, offset: u32) -> &WaitQueue {
         &self.waits[offset as usize & (WAIT_QUEUES - 1)]
     }
 
-    fn unpin(&self, offset: u32) {
+    fn unpin(&self, pin: &SlotPin<'_, T>) {
+        let offset = pin.offset;
         // Before the state changes: the next pin of this slot tracks anew.
         self.pins.untrack(u64::from(offset));
-        let state = &self.state[offset as usize];
+        let state = pin.state();
         let mut s = state.load(Ordering::Acquire);
         loop {
             debug_assert!(s & PINNED != 0, "unpinning an unpinned slot");
@@ -462,7 +414,7 @@ impl SwapArea {
             queue.wake.notify_all();
         }
         if s & DYING != 0 {
-            self.free.lock().put(offset);
+            self.release(offset);
         }
     }
 }
@@ -530,7 +482,7 @@ mod tests {
                 pin.slot()
             });
             // The waiter parks (sets WAITERS) while we hold the slot.
-            while a.state[s.offset as usize].load(Ordering::Acquire) & WAITERS == 0 {
+            while !a.has_waiters(s.offset) {
                 std::thread::yield_now();
             }
             drop(held);
@@ -540,7 +492,7 @@ mod tests {
         let held = a.try_pin(s.offset).unwrap();
         std::thread::scope(|scope| {
             let waiter = scope.spawn(|| a.pin(s.offset).map(|p| p.slot()));
-            while a.state[s.offset as usize].load(Ordering::Acquire) & WAITERS == 0 {
+            while !a.has_waiters(s.offset) {
                 std::thread::yield_now();
             }
             a.free(s.offset).unwrap();

@@ -23,7 +23,7 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::sync::{AtomicU64, Mutex, Ordering};
+use crate::sync::Mutex;
 use crate::{Error, PAGE_SIZE};
 
 /// A page aligned for direct I/O (to 4 KiB, which covers every logical
@@ -69,9 +69,18 @@ pub trait SwapDevice: Send + Sync {
 
     /// Writes `page` (exactly [`PAGE_SIZE`] bytes) at `offset`.
     fn write_page(&self, offset: u64, page: &[u8]) -> Result<(), Error>;
+
+    /// Page `offset` no longer holds anything (the kernel's swap discard):
+    /// its slot was freed. A device may drop what it keeps for the page
+    /// ([`Checksummed`] drops its sum, and the sums of a cluster with none
+    /// left). Zswap calls it, holding the slot's pin, before the slot can
+    /// be reused. Does nothing by default.
+    fn discard(&self, offset: u64) {
+        let _ = offset;
+    }
 }
 
-fn check(pages: u64, offset: u64, len: usize) -> Result<(), Error> {
+pub(super) fn check(pages: u64, offset: u64, len: usize) -> Result<(), Error> {
     if len != PAGE_SIZE {
         return Err(Error::PageSize(len));
     }
@@ -269,82 +278,10 @@ impl SwapDevice for MemDevice {
     }
 }
 
-/// Never written: reads are not checked.
-const UNWRITTEN: u64 = 0;
-/// A write failed: the page's contents are unknown, reads fail.
-const POISONED: u64 = 2;
-
-/// A device with a checksum per page, kept in memory: a corrupted page
-/// reads as [`Error::Corrupt`], never as wrong data.
-///
-/// ```
-/// use zswap::{Checksummed, MemDevice, SwapDevice};
-/// let dev = Checksummed::new(MemDevice::new(4));
-/// dev.write_page(1, &[7u8; 4096]).unwrap();
-/// let mut page = [0u8; 4096];
-/// dev.read_page(1, &mut page).unwrap();
-/// dev.inner().write_page(1, &[8u8; 4096]).unwrap(); // corrupt behind its back
-/// assert!(dev.read_page(1, &mut page).is_err());
-/// ```
-#[derive(Debug)]
-pub struct Checksummed<D> {
-    inner: D,
-    sums: Box<[AtomicU64]>,
-}
-
-/// FNV-1a, 64-bit, with the low bit forced on so no sum equals a marker.
-fn checksum(page: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for chunk in page.chunks_exact(8) {
-        let w = u64::from_le_bytes(chunk.try_into().expect("8-byte chunk"));
-        h = (h ^ w).wrapping_mul(0x0000_0100_0000_01b3);
-        h ^= h >> 29;
-    }
-    h | 1
-}
-
-impl<D: SwapDevice> Checksummed<D> {
-    /// Wraps `inner`.
-    pub fn new(inner: D) -> Self {
-        let n = inner.pages();
-        Checksummed {
-            inner,
-            sums: (0..n).map(|_| AtomicU64::new(UNWRITTEN)).collect(),
-        }
-    }
-
-    /// The wrapped device.
-    pub fn inner(&self) -> &D {
-        &self.inner
-    }
-}
-
-impl<D: SwapDevice> SwapDevice for Checksummed<D> {
-    fn pages(&self) -> u64 {
-        self.inner.pages()
-    }
-
-    fn read_page(&self, offset: u64, page: &mut [u8]) -> Result<(), Error> {
-        self.inner.read_page(offset, page)?;
-        let want = self.sums[offset as usize].load(Ordering::Acquire);
-        if want != UNWRITTEN && want != checksum(page) {
-            return Err(Error::Corrupt(offset));
-        }
-        Ok(())
-    }
-
-    fn write_page(&self, offset: u64, page: &[u8]) -> Result<(), Error> {
-        check(self.pages(), offset, page.len())?;
-        let r = self.inner.write_page(offset, page);
-        let sum = if r.is_ok() { checksum(page) } else { POISONED };
-        self.sums[offset as usize].store(sum, Ordering::Release);
-        r
-    }
-}
-
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use crate::Checksummed;
 
     fn exercise(dev: &dyn SwapDevice) {
         let mut page = vec![0u8; PAGE_SIZE];

@@ -3,8 +3,13 @@
 //! ([`SwapDevice`]: a file, memory, or either with checksums).
 
 mod area;
+mod checksum;
+mod cluster;
 mod device;
+mod id;
 
-pub use area::{AreaId, SlotPin, SwapArea, SwapSlot};
+pub use area::{SlotPin, SwapArea};
+pub use checksum::Checksummed;
 pub(crate) use device::AlignedPage;
-pub use device::{Checksummed, FileDevice, MemDevice, SwapDevice};
+pub use device::{FileDevice, MemDevice, SwapDevice};
+pub use id::{AreaId, SwapSlot};

@@ -12,7 +12,7 @@
 use crate::lru::ItemCell;
 use crate::store::Handle;
 use crate::sync::{AtomicU16, Ordering};
-use crate::{AreaId, GroupId, Item, NodeId, SwapArea, SwapDevice, SwapSlot, PAGE_SIZE};
+use crate::{AreaId, GroupId, Item, NodeId, SlotPin, SwapArea, SwapDevice, SwapSlot, PAGE_SIZE};
 
 /// What an entry holds, as the store and load paths see it.
 #[derive(Clone, Copy, Debug)]
@@ -143,59 +143,75 @@ impl Data {
     }
 }
 
-/// A swapped-on area: its slots and pins, its device, and the slot index.
+/// An area's slots, each carrying its index cell.
+pub(crate) type Slots = SwapArea<ItemCell<Entry>>;
+
+/// The pin of one slot of an area: the only way to its index cell.
+pub(crate) type Pin<'a> = SlotPin<'a, ItemCell<Entry>>;
+
+/// A swapped-on area: its slots (with their pins and the slot index) and
+/// its device.
+///
+/// The slot index is one cell per slot (8 bytes, the kernel's per-slot
+/// swap table), kept in the slot's cluster beside its state byte, so it
+/// exists only while a slot of the cluster is in use. A lookup is one load
+/// at a fixed address, with no lock; every change happens under the slot's
+/// pin, which is also the only way to the cell (see [`SlotIndex`]).
 pub(crate) struct Area {
-    pub(crate) slots: SwapArea,
+    pub(crate) slots: Slots,
     pub(crate) device: Box<dyn SwapDevice>,
-    /// The slot index: one cell per slot, 8 bytes each whether used or not
-    /// (the kernel's per-slot swap table). A lookup is one load at a fixed
-    /// address, with no lock; every change happens under the slot's pin.
-    index: Box<[ItemCell<Entry>]>,
 }
 
 impl Area {
-    pub(crate) fn new(slots: SwapArea, device: Box<dyn SwapDevice>) -> Self {
-        let index = (0..slots.slots()).map(|_| ItemCell::new()).collect();
-        Area {
-            slots,
-            device,
-            index,
-        }
+    pub(crate) fn new(slots: Slots, device: Box<dyn SwapDevice>) -> Self {
+        Area { slots, device }
     }
 
-    /// The cell of `offset`, which the area's pin has already accepted.
-    fn cell(&self, offset: u32) -> &ItemCell<Entry> {
-        &self.index[offset as usize]
-    }
-
-    /// Puts `entry` at `offset`; returns the entry it replaced.
-    pub(crate) fn insert(&self, offset: u32, entry: Item<Entry>) -> Option<Item<Entry>> {
-        self.cell(offset).replace(Some(entry))
-    }
-
-    /// Takes the entry at `offset` out of the index.
-    pub(crate) fn remove(&self, offset: u32) -> Option<Item<Entry>> {
-        self.cell(offset).take()
-    }
-
-    /// Whether `offset` maps to exactly `entry`.
-    pub(crate) fn maps_to(&self, offset: u32, entry: &Item<Entry>) -> bool {
-        self.cell(offset).holds(entry)
-    }
-
-    /// Takes every entry out of the index (teardown).
+    /// Takes every entry out of the index (teardown, with no pin held: the
+    /// zswap is being dropped).
     pub(crate) fn drain(&self) -> Vec<Item<Entry>> {
-        self.index.iter().filter_map(ItemCell::take).collect()
+        let mut all = Vec::new();
+        self.slots.for_each_payload(|cell| all.extend(cell.take()));
+        all
     }
 
-    /// Bytes of the slot index (all slots, used or not).
+    /// Heap bytes of the per-slot state now (index cells, state bytes and
+    /// free bits of the clusters in use, and the cluster table).
     pub(crate) fn index_bytes(&self) -> usize {
-        std::mem::size_of_val(&*self.index)
+        self.slots.state_bytes()
     }
 
-    /// Entries in the index now.
+    /// Entries in the index now (a snapshot).
     pub(crate) fn entries(&self) -> usize {
-        self.index.iter().filter(|c| !c.is_empty()).count()
+        let mut n = 0;
+        self.slots
+            .for_each_payload(|cell| n += usize::from(!cell.is_empty()));
+        n
+    }
+}
+
+/// The index cell of a pinned slot: every change to a slot's entry happens
+/// under its pin.
+pub(crate) trait SlotIndex {
+    /// Puts `entry` in the slot; returns the entry it replaced.
+    fn insert(&self, entry: Item<Entry>) -> Option<Item<Entry>>;
+    /// Takes the slot's entry out of the index.
+    fn remove(&self) -> Option<Item<Entry>>;
+    /// Whether the slot maps to exactly `entry`.
+    fn maps_to(&self, entry: &Item<Entry>) -> bool;
+}
+
+impl SlotIndex for Pin<'_> {
+    fn insert(&self, entry: Item<Entry>) -> Option<Item<Entry>> {
+        self.payload().replace(Some(entry))
+    }
+
+    fn remove(&self) -> Option<Item<Entry>> {
+        self.payload().take()
+    }
+
+    fn maps_to(&self, entry: &Item<Entry>) -> bool {
+        self.payload().holds(entry)
     }
 }
 

@@ -31,7 +31,7 @@ pub use config::{total_memory, LruPolicy, PoolLimit, ZswapConfig};
 pub use reclaim::ShrinkResult;
 pub use stats::ZswapStats;
 
-use entry::{Area, Entry};
+use entry::{Area, Entry, SlotIndex};
 use stats::Counters;
 
 use crate::sync::{Arc, ArcSwap, AtomicBool, AtomicUsize, Ordering};
@@ -202,8 +202,8 @@ impl Zswap {
         inner.check_store(page, group, node)?;
         let area = inner.area(slot.area)?;
         area.slots.claim(slot.offset)?;
-        let _pin = area.slots.pin(slot.offset)?;
-        inner.store_pinned(&area, slot, page, group, node)
+        let pin = area.slots.pin(slot.offset)?;
+        inner.store_pinned(&pin, slot, page, group, node)
     }
 
     /// Loads `slot`'s page into `page` and drops the entry (`zswap_load`;
@@ -214,8 +214,8 @@ impl Zswap {
             return Err(Error::PageSize(page.len()));
         }
         let area = self.inner.area(slot.area)?;
-        let _pin = area.slots.pin(slot.offset)?;
-        self.inner.load_pinned(&area, slot, page)
+        let pin = area.slots.pin(slot.offset)?;
+        self.inner.load_pinned(&pin, page)
     }
 
     /// The swap slot was freed: drop its entry, if any, and free the slot
@@ -223,8 +223,10 @@ impl Zswap {
     pub fn invalidate(&self, slot: SwapSlot) -> Result<(), Error> {
         let area = self.inner.area(slot.area)?;
         let pin = area.slots.pin(slot.offset)?;
-        if let Some(e) = area.remove(slot.offset) {
-            self.inner.free_entry(&e);
+        match pin.remove() {
+            Some(e) => self.inner.free_entry(&e),
+            // Its page, if any, is on the device: let the device drop it.
+            None => area.device.discard(u64::from(slot.offset)),
         }
         // Freed while still pinned: the slot goes back to the allocator when
         // the pin drops, with no window in which a writeback could claim it
@@ -243,7 +245,7 @@ impl Zswap {
         inner.check_store(page, group, node)?;
         let (area, slot) = inner.alloc_slot()?;
         let pin = area.slots.pin(slot.offset)?;
-        let r = match inner.store_pinned(&area, slot, page, group, node) {
+        let r = match inner.store_pinned(&pin, slot, page, group, node) {
             Ok(true) => Ok(()),
             Ok(false) => match inner.groups.writeback_enabled(group) {
                 Ok(true) => area.device.write_page(u64::from(slot.offset), page),
@@ -268,8 +270,9 @@ impl Zswap {
         }
         let area = self.inner.area(slot.area)?;
         let pin = area.slots.pin(slot.offset)?;
-        if !self.inner.load_pinned(&area, slot, page)? {
+        if !self.inner.load_pinned(&pin, page)? {
             area.device.read_page(u64::from(slot.offset), page)?;
+            area.device.discard(u64::from(slot.offset));
         }
         // Released when the pin drops (see `invalidate`).
         let r = area.slots.free(slot.offset);
@@ -289,11 +292,11 @@ impl Zswap {
             return Err(Error::PageSize(page.len()));
         }
         let area = self.inner.area(slot.area)?;
-        let _pin = area.slots.pin(slot.offset)?;
-        match area.remove(slot.offset) {
+        let pin = area.slots.pin(slot.offset)?;
+        match pin.remove() {
             Some(entry) => {
                 let r = self.inner.decompress(&entry, page);
-                let replaced = area.insert(slot.offset, entry);
+                let replaced = pin.insert(entry);
                 debug_assert!(replaced.is_none(), "the pin excludes other stores");
                 r.map(|()| true)
             }

@@ -19,7 +19,7 @@
 
 use std::cell::RefCell;
 
-use super::entry::Entry;
+use super::entry::{Entry, SlotIndex};
 use super::stats::inc;
 use super::Inner;
 use crate::swap::AlignedPage;
@@ -82,7 +82,7 @@ impl Inner {
         let Some(pin) = area.slots.try_pin(slot.offset) else {
             return Writeback::Busy;
         };
-        if !area.maps_to(slot.offset, entry) {
+        if !pin.maps_to(entry) {
             return Writeback::Gone;
         }
         let written = PAGE_BUF.with(|cell| {
@@ -98,7 +98,7 @@ impl Inner {
                 .putback(entry, entry.node(), self.list_group(entry.group()));
             return Writeback::Failed;
         }
-        let removed = area.remove(slot.offset);
+        let removed = pin.remove();
         debug_assert!(removed.as_ref().is_some_and(|r| Item::ptr_eq(r, entry)));
         let _ = self.groups.count_event(entry.group(), GroupEvent::Zswpwb);
         inc(&self.stats.written_back_pages);

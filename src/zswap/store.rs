@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 
-use super::entry::{Area, Data, Entry};
+use super::entry::{Data, Entry, Pin, SlotIndex};
 use super::stats::{dec, inc};
 use super::{Inner, ShrinkResult};
 use crate::sync::Ordering;
@@ -68,7 +68,7 @@ impl Inner {
 
     pub(super) fn store_pinned(
         &self,
-        area: &Area,
+        pin: &Pin<'_>,
         slot: SwapSlot,
         page: &[u8],
         group: GroupId,
@@ -76,7 +76,7 @@ impl Inner {
     ) -> Result<bool, Error> {
         // A duplicate goes first: if this store fails, no stale entry may
         // stay behind to be written back over the newer page later.
-        if let Some(old) = area.remove(slot.offset) {
+        if let Some(old) = pin.remove() {
             inc(&self.stats.duplicate_entry);
             self.free_entry(&old);
         }
@@ -114,7 +114,7 @@ impl Inner {
             Data::Stored { .. } if incompressible => inc(&self.stats.stored_incompressible_pages),
             Data::Stored { .. } => {}
         }
-        let replaced = area.insert(slot.offset, entry.clone());
+        let replaced = pin.insert(entry.clone());
         debug_assert!(replaced.is_none(), "the slot's pin excludes other stores");
         if matches!(data, Data::Stored { .. }) {
             // Last: the entry is invisible to writeback until it is here.
@@ -210,13 +210,8 @@ impl Inner {
         r
     }
 
-    pub(super) fn load_pinned(
-        &self,
-        area: &Area,
-        slot: SwapSlot,
-        page: &mut [u8],
-    ) -> Result<bool, Error> {
-        let Some(entry) = area.remove(slot.offset) else {
+    pub(super) fn load_pinned(&self, pin: &Pin<'_>, page: &mut [u8]) -> Result<bool, Error> {
+        let Some(entry) = pin.remove() else {
             return Ok(false);
         };
         let r = self.decompress(&entry, page);

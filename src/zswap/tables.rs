@@ -191,7 +191,7 @@ impl Inner {
             || Error::BadConfig(format!("{} areas are live", AreaId::MAX_AREAS)),
             |index, gen| {
                 let id = AreaId::with_generation(index as u8, gen);
-                let slots = crate::SwapArea::new(id, pages)?;
+                let slots = crate::SwapArea::with_payload(id, pages)?;
                 Ok(Arc::new(Area::new(slots, device)))
             },
         )?;

@@ -1,0 +1,75 @@
+//! The names of swap slots: [`AreaId`] (an area's index among the live
+//! areas, and that index's generation) and [`SwapSlot`] (an area and an
+//! offset in it, the kernel's `swp_entry_t`).
+
+use std::fmt;
+
+/// An area of a [`Zswap`](crate::Zswap) instance: its index among the
+/// areas live at once (at most [`AreaId::MAX_AREAS`]) and the generation of
+/// that index. `swapoff` frees the index for a later `swapon`, under the
+/// next generation, so a slot of the old area is refused
+/// ([`Error::UnknownArea`]) rather than read from the new one. Generations
+/// are 24 bits and freed indexes are reused oldest first.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct AreaId(u32);
+
+impl AreaId {
+    /// How many areas can be live at once (the kernel allows 32 swap
+    /// files).
+    pub const MAX_AREAS: usize = 256;
+    /// Bits of the generation.
+    const GEN_BITS: u32 = 24;
+
+    /// Area `index`, generation 0: what a first `swapon` hands out, and an
+    /// id for a [`SwapArea`] used on its own.
+    pub const fn new(index: u8) -> AreaId {
+        AreaId(index as u32)
+    }
+
+    /// Area `index` of generation `gen` (its low 24 bits).
+    pub(crate) const fn with_generation(index: u8, gen: u32) -> AreaId {
+        AreaId(index as u32 | (gen & ((1 << Self::GEN_BITS) - 1)) << 8)
+    }
+
+    /// The index among the live areas.
+    pub const fn index(self) -> usize {
+        (self.0 & 0xff) as usize
+    }
+
+    /// The generation of the index.
+    pub const fn generation(self) -> u32 {
+        self.0 >> 8
+    }
+}
+
+impl fmt::Display for AreaId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.generation() {
+            0 => write!(f, "{}", self.index()),
+            g => write!(f, "{}.{g}", self.index()),
+        }
+    }
+}
+
+impl fmt::Debug for AreaId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AreaId({self})")
+    }
+}
+
+/// A swap slot: an area and an offset in it (the kernel's `swp_entry_t`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct SwapSlot {
+    /// The area.
+    pub area: AreaId,
+    /// The slot's offset in the area, in pages.
+    pub offset: u32,
+}
+
+impl fmt::Display for SwapSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.area, self.offset)
+    }
+}
