@@ -232,3 +232,38 @@ fn empty_spans_are_not_counted_and_go_back_on_compaction() {
     assert!(z.compact() > 0);
     assert_eq!(z.compact(), 0);
 }
+
+/// A class's tables shrink back once it holds few objects again, and the
+/// ids grown again later do not revive the stale handles of the ids cut.
+#[test]
+fn trimmed_tables_keep_stale_handles_refused() {
+    let pool = ZsPool::new(PoolConfig::default()).unwrap();
+    let old: Vec<zswap::Handle> = (0..5000u32)
+        .map(|i| pool.insert(&i.to_ne_bytes()).unwrap())
+        .collect();
+    let full_meta = pool.stats().meta_bytes;
+    for h in &old {
+        pool.free(*h).unwrap();
+    }
+    pool.compact();
+    pool.shrink_cache();
+    let s = pool.stats();
+    assert_eq!((s.footprint, s.cached), (0, 0));
+    assert!(
+        s.meta_bytes < full_meta / 10,
+        "{} of {full_meta}",
+        s.meta_bytes
+    );
+    let new: Vec<zswap::Handle> = (0..5000u32)
+        .map(|i| pool.insert(&(i + 1).to_ne_bytes()).unwrap())
+        .collect();
+    for h in &old {
+        assert_eq!(pool.len_of(*h), Err(Error::BadHandle), "{h:?}");
+    }
+    for (i, h) in new.iter().enumerate() {
+        assert_eq!(
+            pool.read(*h, |b| b.to_vec()).unwrap(),
+            (i as u32 + 1).to_ne_bytes()
+        );
+    }
+}

@@ -23,6 +23,7 @@ fn op() -> impl Strategy<Value = ZswapOp> {
         2 => (any::<u8>(), 0u8..16).prop_map(|(group, nr)| ZswapOp::Scan { group, nr }),
         1 => Just(ZswapOp::WorkerPass),
         1 => Just(ZswapOp::Compact),
+        1 => Just(ZswapOp::AreaCycle),
         1 => any::<u8>().prop_map(|which| ZswapOp::SetCompressor { which }),
     ]
 }
@@ -56,4 +57,33 @@ fn run(mut h: ZswapHarness, ops: &[ZswapOp]) -> Result<(), TestCaseError> {
         prop_assert!(false, "{}", e);
     }
     Ok(())
+}
+
+/// Areas cycle through swapoff and swapon in the model: refused while a
+/// slot is live, reused under the next generation once none is, with pools
+/// switched and given back between.
+#[test]
+fn areas_and_pools_cycle_against_the_model() {
+    use ZswapOp::*;
+    let mut h = ZswapHarness::new();
+    let ops = [
+        AreaCycle,
+        SwapOut { page: 3, group: 0 },
+        SwapOut { page: 40, group: 0 },
+        AreaCycle, // busy
+        SetCompressor { which: 1 },
+        Scan { group: 0, nr: 8 },
+        Scan { group: 0, nr: 8 }, // written back: the area holds a device page
+        SwapIn { pick: 0 },
+        AreaCycle, // still busy
+        Free { pick: 0 },
+        AreaCycle,
+        SwapOut { page: 7, group: 0 },
+        SwapIn { pick: 0 },
+        AreaCycle,
+    ];
+    for op in &ops {
+        h.apply(op).unwrap();
+    }
+    h.drain().unwrap();
 }

@@ -106,6 +106,10 @@ struct Inner {
     gen_hi: Vec<u16>,
     /// Freed ids, reused oldest first.
     free_ids: VecDeque<u32>,
+    /// The generation a new id starts at: above every generation of any id
+    /// trimmed off the table's end, so a stale handle of a trimmed id never
+    /// names the object of the id that replaces it.
+    gen_floor: u32,
     /// Empty spans kept for reuse.
     cache: Vec<Span>,
 }
@@ -178,6 +182,7 @@ impl Class {
                 handles: Vec::new(),
                 gen_hi: Vec::new(),
                 free_ids: VecDeque::new(),
+                gen_floor: 0,
                 cache: Vec::new(),
             }),
             objects: AtomicUsize::new(0),
@@ -220,8 +225,15 @@ impl Class {
                 }
                 grow_gently(&mut inner.handles);
                 grow_gently(&mut inner.gen_hi);
-                inner.handles.push(0);
-                inner.gen_hi.push(0);
+                let (word, hi) = Entry {
+                    len: 0,
+                    slot: 0,
+                    span: 0,
+                    gen: inner.gen_floor,
+                }
+                .pack();
+                inner.handles.push(word);
+                inner.gen_hi.push(hi);
                 id
             }
         };
@@ -580,12 +592,15 @@ impl Class {
         SpanStep::Moved(step)
     }
 
-    /// Drops cached empty spans (returns their bytes).
+    /// Drops cached empty spans (returns their bytes), and trims the
+    /// tables of what they no longer hold (see [`trim`]).
     pub(super) fn shrink_cache(&self) -> usize {
         let mut g = self.inner.lock();
         let n = g.cache.len() * self.span_bytes;
-        g.cache.clear();
+        g.cache = Vec::new();
         sub_locked(&self.cached, n);
+        trim(&mut g);
+        self.update_meta(&g);
         n
     }
 
@@ -660,6 +675,49 @@ impl ObjectsBySpan {
             _ => &[],
         }
     }
+}
+
+/// Cuts the handle table after its last live id and the span table after
+/// its last span, and gives the spare capacity of every table back, so a
+/// class that held many objects and holds few again costs what it holds.
+/// The generation floor rises above every generation cut off, so the ids
+/// grown again later start where no stale handle of the cut ones can
+/// reach; an id whose generation is nearly spent is kept rather than cut.
+fn trim(inner: &mut Inner) {
+    let len = inner.handles.len();
+    let mut end = len;
+    let mut floor = inner.gen_floor;
+    while end > 0 {
+        let e = inner.entry_at(end as u32 - 1).expect("in range");
+        if e.len != 0 || e.gen >= RETIRED - 1 {
+            break;
+        }
+        floor = floor.max(e.gen + 1);
+        end -= 1;
+    }
+    if end < len {
+        inner.gen_floor = floor;
+        inner.handles.truncate(end);
+        inner.gen_hi.truncate(end);
+        inner.free_ids.retain(|&id| (id as usize) < end);
+    }
+    let spans_end = inner
+        .spans
+        .iter()
+        .rposition(Option::is_some)
+        .map_or(0, |i| i + 1);
+    if spans_end < inner.spans.len() {
+        inner.spans.truncate(spans_end);
+        inner
+            .free_span_ids
+            .retain(|&sid| (sid as usize) < spans_end);
+    }
+    inner.handles.shrink_to_fit();
+    inner.gen_hi.shrink_to_fit();
+    inner.free_ids.shrink_to_fit();
+    inner.spans.shrink_to_fit();
+    inner.free_span_ids.shrink_to_fit();
+    inner.buckets.iter_mut().for_each(Vec::shrink_to_fit);
 }
 
 /// The partial spans, emptiest first (the order compaction drains them).

@@ -276,6 +276,13 @@ impl SwapDevice for MemDevice {
         *self.pages[offset as usize].lock() = Some(page.into());
         Ok(())
     }
+
+    /// Drops the page's copy: its memory goes back.
+    fn discard(&self, offset: u64) {
+        if let Some(p) = self.pages.get(offset as usize) {
+            *p.lock() = None;
+        }
+    }
 }
 
 #[cfg(all(test, not(loom)))]

@@ -8,8 +8,8 @@
 
 use super::zswap_seq::{Model, Place};
 use crate::{
-    Compressor, GroupId, Groups, LruPolicy, MemDevice, NodeId, PoolLimit, SwapSlot, Topology,
-    Zswap, ZswapConfig, PAGE_SIZE,
+    AreaId, Compressor, Error, GroupId, Groups, LruPolicy, MemDevice, NodeId, PoolLimit, SwapSlot,
+    Topology, Zswap, ZswapConfig, PAGE_SIZE,
 };
 
 /// One operation; picks are taken modulo what exists.
@@ -39,6 +39,10 @@ pub enum ZswapOp {
     Compact,
     /// `set_compressor`.
     SetCompressor { which: u8 },
+    /// `swapoff` of the area (refused while a slot is live), then a
+    /// `swapon` that must reuse its index under the next generation, with
+    /// the old id's slots refused.
+    AreaCycle,
 }
 
 /// The facade under test and its model.
@@ -50,6 +54,8 @@ pub struct ZswapHarness {
     /// Live slots, in the order picks index them.
     live: Vec<SwapSlot>,
     ids: Vec<GroupId>,
+    /// The area swapped on now.
+    area: AreaId,
 }
 
 /// Pages: real ones if the sample is at hand, same-filled, and random.
@@ -106,7 +112,7 @@ impl ZswapHarness {
             &groups,
         )
         .expect("valid config");
-        zswap
+        let area = zswap
             .swapon(Box::new(MemDevice::new(4096)))
             .expect("swapon");
         let (max, accept) = zswap.limits();
@@ -117,6 +123,7 @@ impl ZswapHarness {
             pages: make_pages(),
             live: Vec::new(),
             ids: vec![GroupId::ROOT],
+            area,
         }
     }
 
@@ -204,6 +211,37 @@ impl ZswapHarness {
             }
             ZswapOp::Compact => {
                 same("compact", z.compact(), m.compact())?;
+            }
+            ZswapOp::AreaCycle => {
+                let old = self.area;
+                let idle = self.live.is_empty();
+                let want = if idle {
+                    Ok(())
+                } else {
+                    Err(Error::AreaBusy(old))
+                };
+                same("swapoff", z.swapoff(old), want)?;
+                if idle {
+                    let stale = SwapSlot {
+                        area: old,
+                        offset: 0,
+                    };
+                    same(
+                        "store to a swapped-off area",
+                        z.store(stale, &self.pages[0], GroupId::ROOT, NodeId::ZERO),
+                        Err(Error::UnknownArea(old)),
+                    )?;
+                    let new = z
+                        .swapon(Box::new(MemDevice::new(4096)))
+                        .map_err(|e| e.to_string())?;
+                    same(
+                        "the reused area id",
+                        (new.index(), new.generation()),
+                        (old.index(), old.generation() + 1),
+                    )?;
+                    self.area = new;
+                }
+                same("live areas", z.live_areas_and_pools().0, 1)?;
             }
             ZswapOp::SetCompressor { which } => {
                 let names = Compressor::names();
@@ -323,10 +361,11 @@ pub fn decode_ops(data: &[u8]) -> Vec<ZswapOp> {
                 let (group, nr) = (b(), b());
                 ZswapOp::Scan { group, nr: nr % 16 }
             }
-            14 => match b() % 3 {
+            14 => match b() % 4 {
                 0 => ZswapOp::WorkerPass,
                 1 => ZswapOp::Shrink { group: b() },
-                _ => ZswapOp::Compact,
+                2 => ZswapOp::Compact,
+                _ => ZswapOp::AreaCycle,
             },
             _ => ZswapOp::SetCompressor { which: b() },
         });
