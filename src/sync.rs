@@ -421,7 +421,7 @@ pub(crate) use imp::*;
 /// threads, so loom never models it: a counter for unique temporary file
 /// names, data the test harnesses build once per process.
 pub(crate) mod unmodeled {
-    pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
+    pub(crate) use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
     #[allow(unused_imports)]
     pub(crate) use std::sync::OnceLock;
 }

@@ -19,40 +19,22 @@
 //! Bounded for CI; `ZSWAP_LIFECYCLE_SCALE=10` (scripts/soak.sh) runs ten
 //! times the cycles, and 10^6 slots.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use zswap::testing::heap::{heap_bytes, CountingAlloc};
 use zswap::testing::sample_pages;
 use zswap::{
     AreaId, Checksummed, Compressor, Error, GroupId, Groups, MemDevice, NodeId, PoolLimit,
     SwapDevice, SwapSlot, Zswap, ZswapConfig, PAGE_SIZE,
 };
 
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards to the system allocator; the counter is a plain atomic.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded contract.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 /// Heap bytes the process owns now.
 fn heap() -> isize {
-    LIVE.load(Ordering::Relaxed)
+    heap_bytes() as isize
 }
 
 /// What the test harness's own thread may allocate meanwhile (it records

@@ -55,6 +55,8 @@ pub fn sample_pages() -> Vec<Vec<u8>> {
 pub mod codec;
 #[cfg(not(loom))]
 pub mod faulty;
+/// A counting global allocator.
+pub mod heap;
 #[cfg(not(loom))]
 pub mod lru_model;
 #[cfg(not(loom))]
