@@ -121,8 +121,13 @@ fn bad_input_is_typed() {
         z.set_compressor("brotli"),
         Err(Error::UnknownCompressor(_))
     ));
+    // Offline with a page still charged: kept, but refused new pages.
+    let held = z.swap_out(&page, g).unwrap();
     groups.offline(g).unwrap();
     assert_eq!(z.swap_out(&page, g), Err(Error::GroupOffline(g)));
+    // Its last page gone, it is freed: its id is unknown from then on.
+    z.free(held).unwrap();
+    assert_eq!(z.swap_out(&page, g), Err(Error::UnknownGroup(g)));
     assert!(Zswap::new(
         ZswapConfig::default().accept_threshold_percent(101),
         &groups

@@ -1,40 +1,44 @@
 //! Pre-order iteration over online groups, and the persistent round-robin
 //! cursor reclaim uses (`mem_cgroup_iter` and zswap's `next_shrink`).
 //!
-//! Both read the tree's atomic links without a lock. A cursor stores a group
-//! *id*, never a reference, so a group that goes offline cannot be pinned by
-//! it: the kernel's shrink worker once held a reference to a dying memcg and
-//! kept it from being freed. Here the next step from an offline group simply
-//! skips its subtree (an offline group has no online descendants), so the
-//! cursor moves on by itself.
+//! Both read the tree's links under the tree lock (the links change when a
+//! freed group is unlinked; a step is short and steps are rare: one per
+//! group the shrink worker visits). A cursor stores a group *id*, never a
+//! reference, so a group that goes offline cannot be pinned by it: the
+//! kernel's shrink worker once held a reference to a dying memcg and kept it
+//! from being freed. Here the next step from an offline group simply skips
+//! its subtree (an offline group has no online descendants), and a cursor
+//! whose group has been freed since starts a new pass at the root.
 
 use super::{GroupId, Groups, NONE};
 use crate::sync::{AtomicU64, Ordering};
 
 impl Groups {
-    /// The pre-order successor of `id`, descending into its children only
-    /// when `descend`.
+    /// The pre-order successor of `id` (live), descending into its
+    /// children only when `descend`. Tree lock held.
     fn pre_order_next(&self, id: GroupId, descend: bool) -> Option<GroupId> {
         let info = self.info(id).ok()?;
         if descend {
-            let first = info.first_child.load(Ordering::Acquire);
+            let first = info.first_child.load(Ordering::Relaxed);
             if first != NONE {
-                return Some(GroupId(first));
+                return Some(self.id_at(first));
             }
         }
         let mut cur = info;
         loop {
-            let sibling = cur.next_sibling.load(Ordering::Acquire);
+            let sibling = cur.next_sibling.load(Ordering::Relaxed);
             if sibling != NONE {
-                return Some(GroupId(sibling));
+                return Some(self.id_at(sibling));
             }
-            cur = self.info(cur.parent?).ok()?;
+            cur = self.info(self.parent_of(cur)?).ok()?;
         }
     }
 
     /// The next online group after `id` in pre-order, or `None` at the end
-    /// of the tree. `id` itself may be offline.
+    /// of the tree (or if `id` no longer exists). `id` itself may be
+    /// offline.
     pub(crate) fn next_online_after(&self, id: GroupId) -> Option<GroupId> {
+        let _tree = self.inner.tree.lock();
         let mut cur = id;
         let mut descend = self.is_online(id);
         loop {
@@ -115,16 +119,18 @@ impl RoundRobin {
     }
 
     /// The next online group, or `None` when a pass is complete (the call
-    /// after that starts a new pass at the root).
+    /// after that starts a new pass at the root). If the group last
+    /// returned has been freed since, a new pass starts at once.
     pub fn next(&self, groups: &Groups) -> Option<GroupId> {
         let mut cur = self.pos.load(Ordering::Acquire);
         loop {
-            let candidate = if cur == START {
-                Some(GroupId::ROOT)
-            } else {
-                groups.next_online_after(GroupId(cur as u32))
+            let candidate = match cur {
+                START => Some(GroupId::ROOT),
+                // Freed since it was returned: a new pass.
+                raw if groups.info(GroupId::from_raw(raw)).is_err() => Some(GroupId::ROOT),
+                raw => groups.next_online_after(GroupId::from_raw(raw)),
             };
-            let new = candidate.map_or(START, |g| u64::from(g.0));
+            let new = candidate.map_or(START, GroupId::as_u64);
             match self
                 .pos
                 .compare_exchange(cur, new, Ordering::AcqRel, Ordering::Acquire)
@@ -138,6 +144,6 @@ impl RoundRobin {
     /// The group last returned, if a pass is under way.
     pub fn position(&self) -> Option<GroupId> {
         let p = self.pos.load(Ordering::Acquire);
-        (p != START).then_some(GroupId(p as u32))
+        (p != START).then_some(GroupId::from_raw(p))
     }
 }

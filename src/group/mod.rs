@@ -7,15 +7,24 @@
 //! every [`ListLru`](crate::ListLru) built on these groups before it returns.
 //!
 //! What it guarantees:
-//! - Ids are dense, handed out in creation order and never reused: an
-//!   offline group keeps its id, its place in the tree and its counters.
+//! - A group is freed once it is offline and nothing refers to it: no
+//!   child record, no charged entry (a reference count, the kernel's css
+//!   refcount). Its record and, in every [`ListLru`](crate::ListLru) built
+//!   on these groups, its lists are reset for reuse, and its index goes to
+//!   a free list, reused oldest first under the index's next generation.
+//!   Memory follows the groups live at once, not the groups ever made.
+//! - A [`GroupId`] is an index and a generation: a stale id (of a freed
+//!   group) is [`Error::UnknownGroup`], never another tenant's group.
 //! - A group goes offline only when it has no online child (as `rmdir` of a
 //!   cgroup with children fails), so an online group's parent is online and a
-//!   reparent target always exists.
-//! - Reads on per-item paths (parent, state, settings, counters) take no lock:
-//!   group records live in a [`SegTable`](crate::table) and the tree links are
-//!   atomics that only ever go from "none" to a value. `create` and `offline`
-//!   serialize on one mutex; they are rare.
+//!   reparent target always exists; a group's record outlives its children's
+//!   (each holds a reference on its parent).
+//! - Reads on per-item paths (parent, state, settings, counters) take no
+//!   lock: group records live in a [`SegTable`](crate::table) and are never
+//!   deallocated, only reused (type-stable memory, as the kernel's
+//!   `SLAB_TYPESAFE_BY_RCU`), and a reader checks the generation. `create`,
+//!   `offline`, freeing, the settings' setters and the tree's links (which
+//!   iteration reads) are under one mutex; all are rare.
 //! - Settings are hierarchical as in cgroup v2: a store is allowed only if no
 //!   group on the path below the root is at its `zswap_max`
 //!   ([`Groups::may_zswap`], the kernel's `obj_cgroup_may_zswap`), and
@@ -25,48 +34,67 @@
 //!   it and to every ancestor, so a parent's `zswap` includes its children's
 //!   and the bytes of an offline child stay charged to its parent until they
 //!   are uncharged. Charging an offline group charges its nearest online
-//!   ancestor (the kernel reparents the objcg), and says which.
+//!   ancestor (the kernel reparents the objcg), and says which. A child's
+//!   events stay counted in its parent after the child is freed.
 
 mod iter;
 
 pub use iter::{PreOrder, RoundRobin};
 
+use std::collections::VecDeque;
 use std::fmt;
 
 use crate::sync::{fence, Arc, AtomicBool, AtomicU32, AtomicU64, AtomicU8, Mutex, Ordering};
 use crate::table::{SegTable, CAPACITY};
 use crate::Error;
 
-/// A tenant group's id. [`GroupId::ROOT`] always exists.
+/// A tenant group's id: its index among the groups live at once and that
+/// index's generation. [`GroupId::ROOT`] always exists. An index is reused
+/// once its group is freed, under the next generation, so an id of a freed
+/// group is refused ([`Error::UnknownGroup`]) everywhere.
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct GroupId(u32);
+pub struct GroupId(u64);
 
 impl GroupId {
     /// The root group.
     pub const ROOT: GroupId = GroupId(0);
 
-    /// The id with raw number `raw`; whether such a group exists is checked
-    /// where it is used.
-    pub const fn from_raw(raw: u32) -> GroupId {
+    /// The id with raw value `raw` (see [`as_u64`](Self::as_u64)); whether
+    /// such a group exists is checked where it is used.
+    pub const fn from_raw(raw: u64) -> GroupId {
         GroupId(raw)
     }
 
-    /// The raw number.
-    pub const fn as_u32(self) -> u32 {
+    /// The raw value: the generation in the high 32 bits, the index in the
+    /// low 32.
+    pub const fn as_u64(self) -> u64 {
         self.0
     }
 
-    /// The id as an index into per-group tables.
+    /// Group `index` of generation `gen`.
+    pub(crate) const fn new(index: u32, gen: u32) -> GroupId {
+        GroupId((gen as u64) << 32 | index as u64)
+    }
+
+    /// The index among the live groups (per-group tables are indexed by it).
     #[inline]
-    pub(crate) fn index(self) -> usize {
-        self.0 as usize
+    pub const fn index(self) -> usize {
+        self.0 as u32 as usize
+    }
+
+    /// The generation of the index.
+    pub const fn generation(self) -> u32 {
+        (self.0 >> 32) as u32
     }
 }
 
 impl fmt::Display for GroupId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "group{}", self.0)
+        match self.generation() {
+            0 => write!(f, "group{}", self.index()),
+            g => write!(f, "group{}.{g}", self.index()),
+        }
     }
 }
 
@@ -117,7 +145,8 @@ pub enum GroupState {
     Online,
     /// `offline` is reparenting it; nothing new lands on its lists.
     Dying,
-    /// Reparented; its id and counters remain.
+    /// Reparented; its record and counters remain until nothing refers
+    /// to it (a charged entry, a child), then it is freed.
     Offline,
 }
 
@@ -127,9 +156,20 @@ const OFFLINE: u8 = 2;
 const NONE: u32 = u32::MAX;
 const UNLIMITED: u64 = u64::MAX;
 
-/// One group's record. Immutable fields are set before publication.
+/// `GroupInfo::life`: the generation in the high 32 bits, references in
+/// the low 32 (0: the record is free).
+const REFS: u64 = u32::MAX as u64;
+
+/// One group's record. Never deallocated while the tree lives: a freed
+/// record is reset and reused under its index's next generation.
 pub(crate) struct GroupInfo {
-    parent: Option<GroupId>,
+    /// Generation and references: one while online, one per child record,
+    /// one per charged entry. A reader checks the generation; a reference
+    /// is taken only while the count is not 0 and the generation matches.
+    life: AtomicU64,
+    /// The parent's index (`NONE` for the root). Set at creation, under the
+    /// tree lock, before the record is published.
+    parent: AtomicU32,
     state: AtomicU8,
     first_child: AtomicU32,
     last_child: AtomicU32,
@@ -146,10 +186,11 @@ pub(crate) struct GroupInfo {
 }
 
 impl GroupInfo {
-    fn new(parent: Option<GroupId>) -> Self {
+    fn new() -> Self {
         GroupInfo {
-            parent,
-            state: AtomicU8::new(ONLINE),
+            life: AtomicU64::new(0),
+            parent: AtomicU32::new(NONE),
+            state: AtomicU8::new(OFFLINE),
             first_child: AtomicU32::new(NONE),
             last_child: AtomicU32::new(NONE),
             next_sibling: AtomicU32::new(NONE),
@@ -165,6 +206,31 @@ impl GroupInfo {
         }
     }
 
+    /// Makes a free record the group of `parent` (under the tree lock,
+    /// before it is published by `life`).
+    fn reset(&self, parent: Option<GroupId>, writeback: bool) {
+        let r = Ordering::Relaxed;
+        self.parent
+            .store(parent.map_or(NONE, |p| p.index() as u32), r);
+        self.state.store(ONLINE, r);
+        for link in [&self.first_child, &self.last_child, &self.next_sibling] {
+            link.store(NONE, r);
+        }
+        self.zswap_max.store(UNLIMITED, r);
+        self.zswap_writeback.store(writeback, r);
+        for c in [
+            &self.zswap,
+            &self.zswapped,
+            &self.zswap_incomp,
+            &self.zswpin,
+            &self.zswpout,
+            &self.zswpwb,
+            &self.zswpwb_foreign,
+        ] {
+            c.store(0, r);
+        }
+    }
+
     fn state(&self) -> GroupState {
         match self.state.load(Ordering::Acquire) {
             ONLINE => GroupState::Online,
@@ -172,25 +238,45 @@ impl GroupInfo {
             _ => GroupState::Offline,
         }
     }
+
+    /// The generation now.
+    fn generation(&self) -> u32 {
+        (self.life.load(Ordering::Acquire) >> 32) as u32
+    }
+
+    fn parent_index(&self) -> Option<u32> {
+        let p = self.parent.load(Ordering::Relaxed);
+        (p != NONE).then_some(p)
+    }
 }
 
-/// Called by `offline` for every structure that keeps per-group lists.
+/// Called by `offline` and by a group's free for every structure that
+/// keeps per-group lists.
 pub(crate) trait OfflineHook: Send + Sync {
     /// Moves everything of `child` onto `parent` (online) before returning.
     fn reparent(&self, child: GroupId, parent: GroupId);
+
+    /// `group` (offline, reparented) is freed: reset what is kept for it,
+    /// so its index can serve another group.
+    fn release(&self, group: GroupId);
 }
 
-/// What `create` and `offline` serialize on.
+/// What `create`, `offline`, freeing and the tree's links serialize on.
 struct Tree {
+    /// Indexes handed out so far.
     next_id: u32,
+    /// Indexes of freed groups, reused oldest first.
+    free: VecDeque<u32>,
     hooks: Vec<(u64, Box<dyn OfflineHook>)>,
     next_hook: u64,
 }
 
 struct Inner {
     infos: SegTable<GroupInfo>,
-    /// Ids below this are published.
+    /// Indexes below this have records.
     len: AtomicU32,
+    /// Groups live now (created and not freed), root included.
+    live: AtomicU32,
     tree: Mutex<Tree>,
 }
 
@@ -231,13 +317,20 @@ impl Groups {
     /// A tree holding only [`GroupId::ROOT`].
     pub fn new() -> Self {
         let infos = SegTable::new();
-        infos.get_or_insert_with(0, || GroupInfo::new(None));
+        let root = infos
+            .get_or_insert_with(0, GroupInfo::new)
+            .expect("index 0 fits");
+        root.reset(None, true);
+        // The root is never offline: its one reference never goes.
+        root.life.store(1, Ordering::Release);
         Groups {
             inner: Arc::new(Inner {
                 infos,
                 len: AtomicU32::new(1),
+                live: AtomicU32::new(1),
                 tree: Mutex::new(Tree {
                     next_id: 1,
+                    free: VecDeque::new(),
                     hooks: Vec::new(),
                     next_hook: 0,
                 }),
@@ -250,9 +343,17 @@ impl Groups {
         std::ptr::eq(&*self.inner, &*other.inner)
     }
 
-    /// How many ids have been handed out (online or not), root included.
+    /// How many indexes have been handed out (the size of every per-group
+    /// table), root included: the most groups ever live at once, not the
+    /// groups ever created.
     pub fn len(&self) -> usize {
         self.inner.len.load(Ordering::Acquire) as usize
+    }
+
+    /// Groups live now (created and not yet freed; online or offline),
+    /// root included.
+    pub fn live(&self) -> usize {
+        self.inner.live.load(Ordering::Acquire) as usize
     }
 
     /// Always false: the root exists.
@@ -260,67 +361,200 @@ impl Groups {
         false
     }
 
+    /// The record of `id`, if `id` names a live group (its index's
+    /// generation, not freed). A record freed and reused meanwhile is
+    /// memory-safe to read (records are never deallocated); callers that
+    /// must not see that hold a reference (a charge) or the tree lock.
     #[inline]
     pub(crate) fn info(&self, id: GroupId) -> Result<&GroupInfo, Error> {
-        if id.0 >= self.inner.len.load(Ordering::Acquire) {
+        if id.index() >= self.inner.len.load(Ordering::Acquire) as usize {
             return Err(Error::UnknownGroup(id));
         }
-        self.inner
+        let info = self
+            .inner
             .infos
             .get(id.index())
-            .ok_or(Error::UnknownGroup(id))
+            .ok_or(Error::UnknownGroup(id))?;
+        let life = info.life.load(Ordering::Acquire);
+        if (life >> 32) as u32 != id.generation() || life & REFS == 0 {
+            return Err(Error::UnknownGroup(id));
+        }
+        Ok(info)
     }
 
-    /// Creates an online child of `parent`.
+    /// The id of the live group at `index` (its current generation): for
+    /// structures that keep only the index of a group they hold a
+    /// reference on (a charged entry).
+    pub(crate) fn id_at(&self, index: u32) -> GroupId {
+        let gen = self
+            .inner
+            .infos
+            .get(index as usize)
+            .map_or(0, GroupInfo::generation);
+        GroupId::new(index, gen)
+    }
+
+    /// The parent of the live group `info` (the root has none).
+    fn parent_of(&self, info: &GroupInfo) -> Option<GroupId> {
+        info.parent_index().map(|p| self.id_at(p))
+    }
+
+    /// Takes a reference on `id` unless it is freed or being freed (the
+    /// kernel's `css_tryget`); whether it did.
+    fn tryget(&self, id: GroupId) -> bool {
+        let Some(info) = self.inner.infos.get(id.index()) else {
+            return false;
+        };
+        info.life
+            .fetch_update(Ordering::Acquire, Ordering::Relaxed, |life| {
+                ((life >> 32) as u32 == id.generation() && life & REFS != 0).then_some(life + 1)
+            })
+            .is_ok()
+    }
+
+    /// Drops a reference on the live group `id`; the last one frees it.
+    fn put(&self, id: GroupId) {
+        let Some(info) = self.inner.infos.get(id.index()) else {
+            return;
+        };
+        // AcqRel: every use under the reference happens before the free.
+        if info.life.fetch_sub(1, Ordering::AcqRel) & REFS == 1 {
+            let mut tree = self.inner.tree.lock();
+            self.free_locked(&mut tree, id);
+        }
+    }
+
+    /// Drops a reference with the tree lock held; the last one frees it.
+    fn put_locked(&self, tree: &mut Tree, id: GroupId) {
+        let info = self.inner.infos.get(id.index()).expect("a live record");
+        if info.life.fetch_sub(1, Ordering::AcqRel) & REFS == 1 {
+            self.free_locked(tree, id);
+        }
+    }
+
+    /// Frees `id`, whose references are all gone (so no reader can take a
+    /// new one, and `info` refuses it): unlinks it from its parent's
+    /// children, resets its lists in every registered lru, bumps its
+    /// index's generation and queues the index for reuse; then drops its
+    /// reference on its parent, which may free that too.
+    fn free_locked(&self, tree: &mut Tree, id: GroupId) {
+        let mut id = id;
+        loop {
+            let info = self.inner.infos.get(id.index()).expect("a live record");
+            let parent = self.parent_of(info).expect("the root is never freed");
+            self.unlink_child(parent, id);
+            for (_, hook) in &tree.hooks {
+                hook.release(id);
+            }
+            // A new generation, no references: `info` and `tryget` refuse
+            // the old id from here on.
+            info.life.store(
+                u64::from(id.generation().wrapping_add(1)) << 32,
+                Ordering::Release,
+            );
+            tree.free.push_back(id.index() as u32);
+            self.inner.live.fetch_sub(1, Ordering::Relaxed);
+            // The child's reference on its parent.
+            let p = self.info(parent).expect("a child's parent lives");
+            if p.life.fetch_sub(1, Ordering::AcqRel) & REFS != 1 {
+                return;
+            }
+            id = parent;
+        }
+    }
+
+    /// Removes `child` from `parent`'s list of children (tree lock held).
+    fn unlink_child(&self, parent: GroupId, child: GroupId) {
+        let p = self.info(parent).expect("a child's parent lives");
+        let c = self.inner.infos.get(child.index()).expect("a live record");
+        let raw = child.index() as u32;
+        let next = c.next_sibling.load(Ordering::Relaxed);
+        let mut prev = NONE;
+        let mut cur = p.first_child.load(Ordering::Relaxed);
+        while cur != raw {
+            debug_assert!(cur != NONE, "a child is on its parent's list");
+            if cur == NONE {
+                return;
+            }
+            prev = cur;
+            cur = self
+                .inner
+                .infos
+                .get(cur as usize)
+                .map_or(NONE, |i| i.next_sibling.load(Ordering::Relaxed));
+        }
+        if prev == NONE {
+            p.first_child.store(next, Ordering::Relaxed);
+        } else if let Some(pi) = self.inner.infos.get(prev as usize) {
+            pi.next_sibling.store(next, Ordering::Relaxed);
+        }
+        if p.last_child.load(Ordering::Relaxed) == raw {
+            p.last_child.store(prev, Ordering::Relaxed);
+        }
+        c.next_sibling.store(NONE, Ordering::Relaxed);
+    }
+
+    /// Creates an online child of `parent`, at the oldest freed index (under
+    /// its next generation) or a new one.
     pub fn create(&self, parent: GroupId) -> Result<GroupId, Error> {
         let mut tree = self.inner.tree.lock();
         let p = self.info(parent)?;
         if p.state() != GroupState::Online {
             return Err(Error::GroupOffline(parent));
         }
-        let raw = tree.next_id;
-        if raw as usize >= CAPACITY || raw == NONE {
-            return Err(Error::TooManyGroups);
-        }
-        let id = GroupId(raw);
-        let inherit = p.zswap_writeback.load(Ordering::Relaxed);
+        let index = match tree.free.front() {
+            Some(&i) => i,
+            None if (tree.next_id as usize) < CAPACITY && tree.next_id != NONE => tree.next_id,
+            None => return Err(Error::TooManyGroups),
+        };
         let info = self
             .inner
             .infos
-            .get_or_insert_with(id.index(), || GroupInfo::new(Some(parent)))
+            .get_or_insert_with(index as usize, GroupInfo::new)
             .ok_or(Error::TooManyGroups)?;
+        if index == tree.next_id {
+            tree.next_id += 1;
+            // Release pairs with the Acquire in `info`: the record exists.
+            self.inner.len.store(tree.next_id, Ordering::Release);
+        } else {
+            tree.free.pop_front();
+        }
         // cgroup v2: a new cgroup's zswap.writeback starts as its parent's.
-        info.zswap_writeback.store(inherit, Ordering::Relaxed);
-        tree.next_id += 1;
-        // Publish the id before linking it, so a reader that finds it by a
-        // link can look it up. Release pairs with the Acquire in `info`.
-        self.inner.len.store(tree.next_id, Ordering::Release);
+        info.reset(Some(parent), p.zswap_writeback.load(Ordering::Relaxed));
+        let gen = info.generation();
+        // The parent's reference for this child.
+        p.life.fetch_add(1, Ordering::Relaxed);
+        // Published: one reference, its own (online). Release: the reset
+        // fields are visible to whoever sees the generation.
+        info.life.store(u64::from(gen) << 32 | 1, Ordering::Release);
+        self.inner.live.fetch_add(1, Ordering::Relaxed);
         let last = p.last_child.load(Ordering::Relaxed);
         if last == NONE {
-            p.first_child.store(raw, Ordering::Release);
-        } else {
-            self.info(GroupId(last))?
-                .next_sibling
-                .store(raw, Ordering::Release);
+            p.first_child.store(index, Ordering::Relaxed);
+        } else if let Some(l) = self.inner.infos.get(last as usize) {
+            l.next_sibling.store(index, Ordering::Relaxed);
         }
-        p.last_child.store(raw, Ordering::Relaxed);
-        Ok(id)
+        p.last_child.store(index, Ordering::Relaxed);
+        Ok(GroupId::new(index, gen))
     }
 
     /// Takes `id` offline: every registered list of it is spliced into its
-    /// parent's before this returns, and reclaim never targets it again.
+    /// parent's before this returns, and reclaim never targets it again. It
+    /// is freed at once if nothing refers to it (no charged entry, no
+    /// child), else when the last such reference goes.
     ///
     /// Fails for the root, an unknown or already offline group, and a group
     /// with an online child.
     pub fn offline(&self, id: GroupId) -> Result<(), Error> {
-        let tree = self.inner.tree.lock();
+        let mut tree = self.inner.tree.lock();
         let info = self.info(id)?;
-        let parent = info.parent.ok_or(Error::RootGroup)?;
+        let parent = self.parent_of(info).ok_or(Error::RootGroup)?;
         if info.state() != GroupState::Online {
             return Err(Error::GroupOffline(id));
         }
         if self
-            .children(id)
+            .children_locked(id)
+            .into_iter()
             .any(|c| self.state(c) == Ok(GroupState::Online))
         {
             return Err(Error::HasOnlineChildren(id));
@@ -336,12 +570,14 @@ impl Groups {
             hook.reparent(id, parent);
         }
         info.state.store(OFFLINE, Ordering::Release);
+        // Its own reference (online).
+        self.put_locked(&mut tree, id);
         Ok(())
     }
 
     /// `id`'s parent; `None` for the root.
     pub fn parent(&self, id: GroupId) -> Result<Option<GroupId>, Error> {
-        Ok(self.info(id)?.parent)
+        Ok(self.parent_of(self.info(id)?))
     }
 
     /// `id`'s life-cycle state.
@@ -359,7 +595,7 @@ impl Groups {
         let mut cur = id;
         loop {
             let info = self.info(cur)?;
-            match (info.state(), info.parent) {
+            match (info.state(), self.parent_of(info)) {
                 (GroupState::Online, _) | (_, None) => return Ok(cur),
                 (_, Some(p)) => cur = p,
             }
@@ -370,19 +606,33 @@ impl Groups {
     pub fn ancestors(&self, id: GroupId) -> Result<impl Iterator<Item = GroupId> + '_, Error> {
         self.info(id)?;
         Ok(std::iter::successors(Some(id), move |&g| {
-            self.info(g).ok().and_then(|i| i.parent)
+            self.info(g).ok().and_then(|i| self.parent_of(i))
         }))
     }
 
-    /// The direct children of `id`, oldest first (online or not).
-    pub fn children(&self, id: GroupId) -> impl Iterator<Item = GroupId> + '_ {
-        let first = self
+    /// The direct children of `id` now, oldest first (online or offline
+    /// and not yet freed).
+    pub fn children(&self, id: GroupId) -> impl Iterator<Item = GroupId> {
+        let _tree = self.inner.tree.lock();
+        self.children_locked(id).into_iter()
+    }
+
+    /// The children of `id`, read with the tree lock held (the links change
+    /// only under it).
+    fn children_locked(&self, id: GroupId) -> Vec<GroupId> {
+        let mut out = Vec::new();
+        let mut cur = self
             .info(id)
-            .map_or(NONE, |i| i.first_child.load(Ordering::Acquire));
-        std::iter::successors((first != NONE).then_some(GroupId(first)), move |&c| {
-            let next = self.info(c).ok()?.next_sibling.load(Ordering::Acquire);
-            (next != NONE).then_some(GroupId(next))
-        })
+            .map_or(NONE, |i| i.first_child.load(Ordering::Relaxed));
+        while cur != NONE {
+            out.push(self.id_at(cur));
+            cur = self
+                .inner
+                .infos
+                .get(cur as usize)
+                .map_or(NONE, |i| i.next_sibling.load(Ordering::Relaxed));
+        }
+        out
     }
 
     /// The online groups in pre-order from the root (`mem_cgroup_iter`).
@@ -390,19 +640,23 @@ impl Groups {
         PreOrder::new(self)
     }
 
-    fn non_root(&self, id: GroupId) -> Result<&GroupInfo, Error> {
+    /// Runs `f` on the record of the non-root group `id` under the tree
+    /// lock, so that a setter never writes a record freed and reused
+    /// meanwhile.
+    fn with_non_root(&self, id: GroupId, f: impl FnOnce(&GroupInfo)) -> Result<(), Error> {
+        let _tree = self.inner.tree.lock();
         let info = self.info(id)?;
-        if info.parent.is_none() {
+        if info.parent_index().is_none() {
             return Err(Error::RootGroup);
         }
-        Ok(info)
+        f(info);
+        Ok(())
     }
 
     /// Sets `memory.zswap.max` of a non-root group: `None` is "max".
     pub fn set_zswap_max(&self, id: GroupId, max: Option<u64>) -> Result<(), Error> {
         let v = max.map_or(UNLIMITED, |m| m.min(UNLIMITED - 1));
-        self.non_root(id)?.zswap_max.store(v, Ordering::Relaxed);
-        Ok(())
+        self.with_non_root(id, |i| i.zswap_max.store(v, Ordering::Relaxed))
     }
 
     /// `memory.zswap.max` of `id` itself; `None` is "max".
@@ -413,10 +667,7 @@ impl Groups {
 
     /// Sets `memory.zswap.writeback` of a non-root group.
     pub fn set_zswap_writeback(&self, id: GroupId, enabled: bool) -> Result<(), Error> {
-        self.non_root(id)?
-            .zswap_writeback
-            .store(enabled, Ordering::Relaxed);
-        Ok(())
+        self.with_non_root(id, |i| i.zswap_writeback.store(enabled, Ordering::Relaxed))
     }
 
     /// `memory.zswap.writeback` of `id` itself.
@@ -442,7 +693,7 @@ impl Groups {
     pub fn may_zswap(&self, id: GroupId) -> Result<bool, Error> {
         for g in self.ancestors(id)? {
             let info = self.info(g)?;
-            if info.parent.is_none() {
+            if info.parent_index().is_none() {
                 break;
             }
             let max = info.zswap_max.load(Ordering::Relaxed);
@@ -462,7 +713,7 @@ impl Groups {
         for g in self.ancestors(id)? {
             let info = self.info(g)?;
             let max = info.zswap_max.load(Ordering::Relaxed);
-            if info.parent.is_some()
+            if info.parent_index().is_some()
                 && max != UNLIMITED
                 && info.zswap.load(Ordering::Relaxed) >= max
             {
@@ -474,16 +725,23 @@ impl Groups {
 
     /// Charges one stored page of `bytes` to `id` (or, if `id` is offline, to
     /// its nearest online ancestor) and every ancestor; returns the group
-    /// actually charged, which the uncharge must name. Crate-private: the
-    /// charges are the entries', and only the zswap that holds them may
-    /// change them.
+    /// actually charged, which holds a reference for the page until
+    /// [`uncharge`](Self::uncharge) names it. Crate-private: the charges are
+    /// the entries', and only the zswap that holds them may change them.
     pub(crate) fn charge(
         &self,
         id: GroupId,
         bytes: u64,
         incompressible: bool,
     ) -> Result<GroupId, Error> {
-        let target = self.nearest_online(id)?;
+        let target = loop {
+            let target = self.nearest_online(id)?;
+            // Offline and freed since we found it: look again (`id` itself
+            // gone is an error above).
+            if self.tryget(target) {
+                break target;
+            }
+        };
         for g in self.ancestors(target)? {
             let info = self.info(g)?;
             info.zswap.fetch_add(bytes, Ordering::Relaxed);
@@ -523,6 +781,8 @@ impl Groups {
                 sub(&info.zswap_incomp, 1);
             }
         }
+        // The page's reference: the last one frees an offline group.
+        self.put(id);
         Ok(())
     }
 

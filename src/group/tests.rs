@@ -29,14 +29,53 @@ fn offline_rules() {
     let b = g.create(a).unwrap();
     assert_eq!(g.offline(GroupId::ROOT), Err(Error::RootGroup));
     assert_eq!(g.offline(a), Err(Error::HasOnlineChildren(a)));
+    // A charged page keeps b's record after its offline.
+    g.charge(b, 10, false).unwrap();
     g.offline(b).unwrap();
+    assert_eq!(g.state(b), Ok(GroupState::Offline));
     assert_eq!(g.offline(b), Err(Error::GroupOffline(b)));
     assert_eq!(g.create(b), Err(Error::GroupOffline(b)));
     assert_eq!(g.nearest_online(b).unwrap(), a);
+    // b holds a reference on a: a goes offline but stays.
     g.offline(a).unwrap();
     assert_eq!(g.nearest_online(b).unwrap(), GroupId::ROOT);
-    // Ids are never reused.
-    assert_eq!(g.create(GroupId::ROOT).unwrap(), GroupId::from_raw(3));
+    assert_eq!(g.live(), 3);
+    // The last reference goes: b is freed, then a.
+    g.uncharge(b, 10, false).unwrap();
+    assert_eq!(g.live(), 1);
+    assert_eq!(g.state(b), Err(Error::UnknownGroup(b)));
+    assert_eq!(g.state(a), Err(Error::UnknownGroup(a)));
+    assert_eq!(g.stats(GroupId::ROOT).unwrap().zswap, 0);
+    // Indexes come back oldest freed first, under their next generation.
+    let c = g.create(GroupId::ROOT).unwrap();
+    let d = g.create(GroupId::ROOT).unwrap();
+    assert_eq!((c.index(), c.generation()), (b.index(), 1));
+    assert_eq!((d.index(), d.generation()), (a.index(), 1));
+    assert_eq!(g.len(), 3, "no new index");
+    assert_eq!(g.create(b), Err(Error::UnknownGroup(b)), "a stale parent");
+    assert_eq!(g.set_zswap_max(a, Some(1)), Err(Error::UnknownGroup(a)));
+    assert_eq!(
+        g.zswap_max(c).unwrap(),
+        None,
+        "a reused record starts fresh"
+    );
+    assert_eq!(g.children(GroupId::ROOT).collect::<Vec<_>>(), vec![c, d]);
+}
+
+#[test]
+fn many_groups_come_and_go_in_a_bounded_table() {
+    let g = Groups::new();
+    let mut last = GroupId::ROOT;
+    for _ in 0..10_000 {
+        let a = g.create(GroupId::ROOT).unwrap();
+        let b = g.create(a).unwrap();
+        g.offline(b).unwrap();
+        g.offline(a).unwrap();
+        assert_eq!(g.state(b), Err(Error::UnknownGroup(b)));
+        last = b;
+    }
+    assert_eq!((g.len(), g.live()), (3, 1));
+    assert_eq!(last.generation(), 9_999);
 }
 
 #[test]
@@ -113,9 +152,9 @@ fn counters_are_hierarchical_and_follow_offline() {
             ..Default::default()
         }
     );
-    // Over-uncharging saturates instead of wrapping.
-    g.uncharge(a, 1000, true).unwrap();
+    // a is online: its own reference keeps it.
     assert_eq!(g.stats(a).unwrap().zswap, 0);
+    assert_eq!(g.state(b), Err(Error::UnknownGroup(b)), "freed");
 }
 
 #[test]
@@ -132,7 +171,9 @@ fn pre_order_and_round_robin() {
     assert_eq!(rr.next(&g), Some(r));
     assert_eq!(rr.next(&g), Some(a));
     assert_eq!(rr.next(&g), Some(a1));
-    // The cursor points at a1; a1 goes offline; the cursor moves on.
+    // The cursor points at a1; a1 goes offline (kept by a charge); the
+    // cursor moves on.
+    g.charge(a1, 1, false).unwrap();
     g.offline(a1).unwrap();
     assert_eq!(rr.position(), Some(a1));
     assert_eq!(rr.next(&g), Some(a2));
@@ -142,4 +183,11 @@ fn pre_order_and_round_robin() {
     assert_eq!(rr.next(&g), None, "end of pass");
     assert_eq!(rr.next(&g), Some(r));
     assert_eq!(g.iter().collect::<Vec<_>>(), vec![r, a, a2]);
+    // A cursor on a group freed since starts a new pass at the root.
+    assert_eq!(rr.next(&g), Some(a));
+    assert_eq!(rr.next(&g), Some(a2));
+    g.offline(a2).unwrap();
+    assert_eq!(rr.next(&g), Some(r), "a2 was freed: a new pass");
+    g.uncharge(a1, 1, false).unwrap();
+    assert_eq!(g.iter().collect::<Vec<_>>(), vec![r, a]);
 }

@@ -10,18 +10,31 @@
 //!
 //! Reparenting ([`ListOne::reparent_into`]) takes the child's lock, then the
 //! parent's (always descendant before ancestor, so two reparents cannot
-//! deadlock), splices, moves the count and sets `forward` *before* either
-//! lock is released. A thread that finds the child list afterwards sees
-//! `forward` under the child's lock and follows it; there is never a moment
-//! when the child looks empty while its items are anywhere but on one locked
-//! list. That is the order the kernel's CVE-2026-53153 fix ("drain before
-//! clearing xarray entry on reparent") restored.
+//! deadlock), splices, rewrites every moved item's state word to name the
+//! parent's list, moves the count and sets `forward` *before* either lock is
+//! released. A thread that finds the child list afterwards sees `forward`
+//! under the child's lock and follows it (an `add` racing the offline); a
+//! thread that read an item's old word finds it changed under the lock and
+//! looks again. There is never a moment when the child looks empty while its
+//! items are anywhere but on one locked list. That is the order the kernel's
+//! CVE-2026-53153 fix ("drain before clearing xarray entry on reparent")
+//! restored.
+//!
+//! A list's memory is never freed while its lru lives; when its group is
+//! freed it is reset ([`ListOne::release`]: no forward, no owner) and later
+//! taken by the next group of the same index ([`ListOne::revive`]). Because
+//! no item's word names a dead or free list (the rewrite above), a thread
+//! holding a stale pointer to one only ever locks it, sees it is not where
+//! its item is, and looks again; an `add` refuses a free list.
 
 use std::ptr;
 
-use super::item::Node;
-use crate::sync::{AtomicPtr, AtomicUsize, Mutex, MutexGuard, Ordering};
+use super::item::{Node, Word};
+use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
 use crate::{GroupId, NodeId};
+
+/// `ListOne::owner` of a list whose group was freed.
+const FREE: u64 = u64::MAX;
 
 /// The ends of the list; the data the list lock protects.
 pub(super) struct Ends<T> {
@@ -44,7 +57,9 @@ pub(super) struct ListOne<T> {
     /// Null while live; once the group is offline, the list its items went to.
     forward: AtomicPtr<ListOne<T>>,
     pub(super) node: NodeId,
-    pub(super) group: GroupId,
+    /// The group (raw id) the list belongs to, or `FREE`; changed only under
+    /// `lock`.
+    owner: AtomicU64,
 }
 
 pub(super) type Guard<'a, T> = MutexGuard<'a, Ends<T>>;
@@ -59,8 +74,47 @@ impl<T> ListOne<T> {
             nr_items: AtomicUsize::new(0),
             forward: AtomicPtr::new(ptr::null_mut()),
             node,
-            group,
+            owner: AtomicU64::new(group.as_u64()),
         }
+    }
+
+    /// The group the list belongs to now (a snapshot unless the lock is
+    /// held); `None` once its group was freed.
+    pub(super) fn owner(&self) -> Option<GroupId> {
+        let o = self.owner.load(Ordering::Acquire);
+        (o != FREE).then_some(GroupId::from_raw(o))
+    }
+
+    /// Whether the list belongs to `group` (a snapshot).
+    pub(super) fn owned_by(&self, group: GroupId) -> bool {
+        self.owner.load(Ordering::Acquire) == group.as_u64()
+    }
+
+    /// Whether the list's group was freed (and no group took it since).
+    pub(super) fn is_free(&self) -> bool {
+        self.owner.load(Ordering::Acquire) == FREE
+    }
+
+    /// `group` is freed: the list, dead and empty since the group's
+    /// reparent, is reset for the next group of its index.
+    pub(super) fn release(&self, group: GroupId) {
+        let ends = self.lock.lock();
+        if !self.owned_by(group) {
+            return;
+        }
+        debug_assert!(ends.head.is_null() && self.count() == 0, "freed with items");
+        self.forward.store(ptr::null_mut(), Ordering::Release);
+        self.owner.store(FREE, Ordering::Release);
+        drop(ends);
+    }
+
+    /// Makes a free list `group`'s; whether it is `group`'s now.
+    pub(super) fn revive(&self, group: GroupId) -> bool {
+        let _ends = self.lock.lock();
+        if self.is_free() {
+            self.owner.store(group.as_u64(), Ordering::Release);
+        }
+        self.owned_by(group)
     }
 
     /// Items on the list now, without the lock; 0 once the list is dead.
@@ -196,6 +250,18 @@ impl<T> ListOne<T> {
         let (dst, mut pg) = parent.lock_live();
         debug_assert!(!ptr::eq(dst, self), "a list cannot be its own parent");
         if !child.head.is_null() {
+            // Every moved item's word names its new list, so no word ever
+            // names a dead list (and so one that is later freed and reused).
+            let mut cur = child.head;
+            while !cur.is_null() {
+                // SAFETY: `cur` is on the child list, whose lock we hold, and
+                // is moving to `dst`, whose lock we hold too: its word and
+                // links change only under those locks.
+                unsafe {
+                    (*cur).set_word(Word::linked(dst));
+                    cur = (*cur).link.with(|l| (*l).next);
+                }
+            }
             // SAFETY: we hold both locks; every node of the child list moves
             // to the parent's list, so its links stay under a held lock.
             unsafe {

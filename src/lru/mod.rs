@@ -144,20 +144,41 @@ impl<T> LruInner<T> {
         self.groups.as_ref().map_or(1, Groups::len)
     }
 
+    /// The lists of `group` (made or taken over if its index's lists are
+    /// free), or `None` beyond the table.
+    fn lists_of(&self, group: GroupId) -> Option<&GroupLists<T>> {
+        let nr_nodes = self.nr_nodes;
+        let gl = self
+            .lists
+            .get_or_insert_with(group.index(), || GroupLists::new(nr_nodes, group))?;
+        if !gl.nodes[0].owned_by(group) {
+            for l in gl.nodes.iter() {
+                l.revive(group);
+            }
+        }
+        Some(gl)
+    }
+
     /// Splices every list of `child` into `parent`'s.
     fn reparent(&self, child: GroupId, parent: GroupId) {
         let Some(cl) = self.lists.get(child.index()) else {
             return;
         };
-        let nr_nodes = self.nr_nodes;
-        let Some(pl) = self
-            .lists
-            .get_or_insert_with(parent.index(), || GroupLists::new(nr_nodes, parent))
-        else {
+        if !cl.nodes[0].owned_by(child) {
+            return; // never added to under this generation
+        }
+        let Some(pl) = self.lists_of(parent) else {
             return;
         };
         for (c, p) in cl.nodes.iter().zip(pl.nodes.iter()) {
             c.reparent_into(p);
+        }
+    }
+
+    /// `group` was freed: its lists (dead and empty) are reset for reuse.
+    fn release(&self, group: GroupId) {
+        if let Some(gl) = self.lists.get(group.index()) {
+            gl.nodes.iter().for_each(|l| l.release(group));
         }
     }
 }
@@ -178,6 +199,10 @@ struct LruHook<T>(Arc<LruInner<T>>);
 impl<T: Send + Sync> OfflineHook for LruHook<T> {
     fn reparent(&self, child: GroupId, parent: GroupId) {
         self.0.reparent(child, parent);
+    }
+
+    fn release(&self, group: GroupId) {
+        self.0.release(group);
     }
 }
 
@@ -269,17 +294,20 @@ impl<T> ListLru<T> {
         }
     }
 
-    /// The list of (node, group) if it exists; no allocation.
+    /// The list of (node, group) if it exists; no allocation. A group's
+    /// index may hold the lists of an earlier group of that index, freed
+    /// (or, racing a free, a later one): only lists `group` owns count.
     fn existing(&self, node: NodeId, group: GroupId) -> Option<&ListOne<T>> {
-        let gi = if self.is_group_aware() {
-            group.index()
-        } else {
-            0
-        };
-        self.inner
+        if !self.is_group_aware() {
+            return self.inner.lists.get(0)?.nodes.get(node.index());
+        }
+        let l = self
+            .inner
             .lists
-            .get(gi)
-            .and_then(|gl| gl.nodes.get(node.index()))
+            .get(group.index())?
+            .nodes
+            .get(node.index())?;
+        l.owned_by(group).then_some(l)
     }
 
     /// The list an add to (node, group) starts from, making the group's
@@ -305,12 +333,8 @@ impl<T> ListLru<T> {
             .ok_or(Error::UnknownGroup(group))?;
         let target = groups.nearest_online(group)?;
         let chain: Vec<GroupId> = groups.ancestors(target)?.collect();
-        let nr_nodes = self.inner.nr_nodes;
         for &g in chain.iter().rev() {
-            self.inner
-                .lists
-                .get_or_insert_with(g.index(), || GroupLists::new(nr_nodes, g))
-                .ok_or(Error::TooManyGroups)?;
+            self.inner.lists_of(g).ok_or(Error::TooManyGroups)?;
         }
         // Pairs with the fence in `Groups::offline` (store-buffering): either
         // the offline's hook sees the lists we just published and reparents
@@ -358,21 +382,32 @@ impl<T> ListLru<T> {
         if !item.node().bind(self.owner()) {
             return Err(Error::ForeignItem);
         }
-        Ok(self.link(item, start, DETACHED))
+        self.link(item, start, DETACHED, group)
     }
 
     /// Links `item` at the tail of the live list `start` resolves to, if
     /// its state is `from` (DETACHED for `add`, ISOLATED for `putback`).
-    fn link(&self, item: &Item<T>, start: &ListOne<T>, from: usize) -> bool {
+    /// A list whose group was freed meanwhile (a caller racing its own
+    /// group's free) refuses: [`Error::UnknownGroup`].
+    fn link(
+        &self,
+        item: &Item<T>,
+        start: &ListOne<T>,
+        from: usize,
+        group: GroupId,
+    ) -> Result<bool, Error> {
         let n = item.node();
         if n.word().tag() != from {
-            return false;
+            return Ok(false);
         }
         let (l, mut ends) = start.lock_live();
+        if l.is_free() {
+            return Err(Error::UnknownGroup(group));
+        }
         loop {
             let w = n.word();
             if w.tag() != from {
-                return false;
+                return Ok(false);
             }
             if n.cas_word(w, Word::linked(l)).is_ok() {
                 break;
@@ -381,7 +416,7 @@ impl<T> ListLru<T> {
         // SAFETY: we hold `l`'s lock, and the CAS from `from` made us the
         // only thread that may link this node; the list adopts a reference.
         unsafe { l.push_tail(&mut ends, item.clone().into_raw()) };
-        true
+        Ok(true)
     }
 
     /// Removes `item` from its list (`list_lru_del`), wherever reparenting
@@ -421,7 +456,10 @@ impl<T> ListLru<T> {
     /// group's item goes to its nearest online ancestor's list.
     pub fn putback(&self, item: &Item<T>, node: NodeId, group: GroupId) -> Result<bool, Error> {
         let start = self.list_for_add(node, group)?;
-        Ok(self.owns(item.node())? && self.link(item, start, ISOLATED))
+        if !self.owns(item.node())? {
+            return Ok(false);
+        }
+        self.link(item, start, ISOLATED, group)
     }
 
     /// Moves `item` to the tail (hot end) of its list: it was used.

@@ -102,17 +102,27 @@ fn lists_are_lazy_and_reparent_to_the_cold_end() {
         vec![1, 3, 2],
         "b's items go in front of a's"
     );
-    assert_eq!(values(&lru, N0, b), Vec::<u32>::new());
-    // An add or putback to the offline group lands on its parent.
+    // Nothing refers to b any more (its items are a's now): it is freed,
+    // and its id is refused.
+    assert_eq!(lru.count_one(N0, b), Err(Error::UnknownGroup(b)));
     assert!(lru.isolate(&x).unwrap());
-    assert!(lru.putback(&x, N0, b).unwrap());
+    assert_eq!(lru.putback(&x, N0, b), Err(Error::UnknownGroup(b)));
+    assert!(lru.putback(&x, N0, a).unwrap());
     let w = Item::new(4u32);
-    assert!(lru.add(&w, N0, b).unwrap());
+    assert_eq!(lru.add(&w, N0, b), Err(Error::UnknownGroup(b)));
+    assert!(lru.add(&w, N0, a).unwrap());
     assert_eq!(values(&lru, N0, a), vec![3, 2, 1, 4]);
+    // b's index serves a new group, whose lists start empty.
+    let c = groups.create(a).unwrap();
+    assert_eq!((c.index(), c.generation()), (b.index(), b.generation() + 1));
+    assert_eq!(values(&lru, N0, c), Vec::<u32>::new());
+    assert!(lru.add(&Item::new(5u32), N0, c).unwrap());
+    assert_eq!(values(&lru, N0, c), vec![5]);
+    groups.offline(c).unwrap();
     groups.offline(a).unwrap();
-    assert_eq!(values(&lru, N0, GroupId::ROOT), vec![3, 2, 1, 4]);
+    assert_eq!(values(&lru, N0, GroupId::ROOT), vec![5, 3, 2, 1, 4]);
     assert_eq!(lru.del(&z).unwrap(), Del::Removed);
-    assert_eq!(lru.count_one(N0, GroupId::ROOT).unwrap(), 3);
+    assert_eq!(lru.count_one(N0, GroupId::ROOT).unwrap(), 4);
 }
 
 #[test]
@@ -262,8 +272,21 @@ fn concurrent_smoke() {
             s.spawn(move || {
                 let items: Vec<_> = (0..200u32).map(Item::new).collect();
                 for round in 0..50 {
+                    // The victim is freed by its offline (nothing refers to
+                    // it): from then on, its thread uses the root.
+                    let g = if lru.groups().unwrap().state(g).is_ok() {
+                        g
+                    } else {
+                        GroupId::ROOT
+                    };
                     for it in &items {
-                        lru.add(it, NodeId((t % 2) as u32), g).unwrap();
+                        match lru.add(it, NodeId((t % 2) as u32), g) {
+                            Ok(added) => assert!(added),
+                            Err(Error::UnknownGroup(_)) => {
+                                assert!(lru.add(it, NodeId((t % 2) as u32), GroupId::ROOT).unwrap())
+                            }
+                            Err(e) => panic!("{e}"),
+                        }
                     }
                     let mut budget = 100;
                     let mut isolated = Vec::new();
@@ -276,13 +299,21 @@ fn concurrent_smoke() {
                                 LruStatus::Rotate
                             }
                         })
-                        .unwrap();
+                        .unwrap_or(0);
                     assert_eq!(taken, isolated.len());
                     if lru.groups().unwrap().is_online(g) {
                         assert_eq!(taken, if round % 2 == 0 { 100 } else { 0 });
                     }
                     for it in &isolated {
-                        assert!(lru.putback(it, NodeId((t % 2) as u32), g).unwrap());
+                        // Once the victim is freed, its items go back to the
+                        // root's list.
+                        match lru.putback(it, NodeId((t % 2) as u32), g) {
+                            Ok(back) => assert!(back),
+                            Err(Error::UnknownGroup(_)) => assert!(lru
+                                .putback(it, NodeId((t % 2) as u32), GroupId::ROOT)
+                                .unwrap()),
+                            Err(e) => panic!("{e}"),
+                        }
                     }
                     for it in &items {
                         assert_eq!(lru.del(it).unwrap(), Del::Removed);

@@ -89,9 +89,10 @@ impl<'a, T> WalkGuard<'a, T> {
         self.list.node
     }
 
-    /// The group of the list being walked.
+    /// The group of the list being walked (the root's for a group-unaware
+    /// lru).
     pub fn group(&self) -> GroupId {
-        self.list.group
+        self.list.owner().unwrap_or(GroupId::ROOT)
     }
 
     /// Items left on the list being walked.
@@ -122,7 +123,8 @@ impl<'a, T> WalkGuard<'a, T> {
         // outlives `self`.
         let here = w.tag() == LINKED
             && std::ptr::eq(unsafe { &*w.list() }.resolve(), self.list)
-            && !self.list.is_dead();
+            && !self.list.is_dead()
+            && !self.list.is_free();
         if !here {
             return None;
         }
@@ -176,7 +178,9 @@ where
     let mut isolated = 0;
     let mut ends = list.lock.lock();
     'restart: loop {
-        if list.is_dead() {
+        // Dead (offline: its items are on the parent's list) or free (its
+        // group freed, which a stale walker may meet): nothing to walk.
+        if list.is_dead() || list.is_free() {
             break;
         }
         let mut cur = ends.head;

@@ -2,8 +2,11 @@
 //! against the real lru and the model and compares them.
 //!
 //! The model is the kernel's semantics written as plainly as possible: a
-//! `VecDeque` per (node, group), coldest first; reparenting puts the child's
-//! items in front of the parent's. After every operation the harness compares
+//! `VecDeque` per (node, group index), coldest first; reparenting puts the
+//! child's items in front of the parent's; an offline group is freed (it
+//! holds nothing: its children are freed before it), and its index is
+//! reused, oldest freed first, under the next generation, so the harness
+//! also drives stale ids. After every operation the harness compares
 //! results, every list's order and every count. The proptest state machine
 //! (`tests/lru_model.rs`) and the `lru_ops` fuzz target drive it.
 
@@ -13,7 +16,7 @@ use crate::{Del, Error, GroupId, Groups, Item, ListLru, LruStatus, NodeId, Topol
 
 /// Items the harness juggles.
 pub const ITEMS: usize = 12;
-/// Groups the harness creates at most (root included).
+/// Groups live at once in the harness at most (root included).
 pub const MAX_GROUPS: usize = 7;
 /// Nodes of the harness's lru.
 pub const NODES: u32 = 2;
@@ -77,21 +80,46 @@ enum State {
     Isolated,
 }
 
+/// One group index of the model.
+#[derive(Clone, Copy, Debug)]
+struct MGroup {
+    /// The parent's index; the root's is itself.
+    parent: usize,
+    online: bool,
+    /// Created and not freed.
+    live: bool,
+    /// The index's generation now (bumped when its group is freed).
+    gen: u32,
+}
+
 /// The sequential model.
 #[derive(Debug, Default)]
 struct Model {
-    /// (parent, online) per group id; the root's parent is itself.
-    groups: Vec<(usize, bool)>,
+    groups: Vec<MGroup>,
+    /// Indexes of freed groups, oldest first.
+    free: VecDeque<usize>,
     lists: HashMap<(u32, usize), VecDeque<usize>>,
     state: Vec<State>,
 }
 
 impl Model {
     fn nearest_online(&self, mut g: usize) -> usize {
-        while !self.groups[g].1 && g != 0 {
-            g = self.groups[g].0;
+        while !self.groups[g].online && g != 0 {
+            g = self.groups[g].parent;
         }
         g
+    }
+
+    /// The index of live group `id`.
+    fn index(&self, id: GroupId) -> Result<usize, Error> {
+        match self.groups.get(id.index()) {
+            Some(g) if g.live && g.gen == id.generation() => Ok(id.index()),
+            _ => Err(Error::UnknownGroup(id)),
+        }
+    }
+
+    fn live(&self) -> usize {
+        self.groups.iter().filter(|g| g.live).count()
     }
 
     fn list(&mut self, node: u32, g: usize) -> &mut VecDeque<usize> {
@@ -104,17 +132,15 @@ impl Model {
             .find_map(|(k, l)| l.iter().position(|&i| i == item).map(|p| (*k, p)))
     }
 
-    fn check(&self, node: u32, g: usize) -> Result<(), Error> {
+    /// The index of `id` if `node` and `id` are valid.
+    fn check(&self, node: u32, id: GroupId) -> Result<usize, Error> {
         if node >= NODES {
             return Err(Error::NodeOutOfRange {
                 node: NodeId(node),
                 nr_nodes: NODES as usize,
             });
         }
-        if g >= self.groups.len() {
-            return Err(Error::UnknownGroup(GroupId::from_raw(g as u32)));
-        }
-        Ok(())
+        self.index(id)
     }
 
     /// Walks one list; returns (isolated, visits).
@@ -231,7 +257,12 @@ impl LruHarness {
             lru,
             items: (0..ITEMS).map(Item::new).collect(),
             model: Model {
-                groups: vec![(0, true)],
+                groups: vec![MGroup {
+                    parent: 0,
+                    online: true,
+                    live: true,
+                    gen: 0,
+                }],
                 state: vec![State::Detached; ITEMS],
                 ..Model::default()
             },
@@ -242,8 +273,15 @@ impl LruHarness {
         u32::from(raw) % (NODES + 1)
     }
 
-    fn group(&self, raw: u8) -> usize {
-        usize::from(raw) % (self.model.groups.len() + 1)
+    /// The id `raw` picks: a live group's, a freed group's last (stale)
+    /// id, or one past the last index (never handed out).
+    fn group(&self, raw: u8) -> GroupId {
+        let i = usize::from(raw) % (self.model.groups.len() + 1);
+        match self.model.groups.get(i) {
+            Some(g) if g.live => GroupId::new(i as u32, g.gen),
+            Some(g) => GroupId::new(i as u32, g.gen.wrapping_sub(1)),
+            None => GroupId::new(i as u32, 0),
+        }
     }
 
     /// Applies `op` to both and compares everything; `Err` describes the
@@ -259,16 +297,15 @@ impl LruHarness {
         match *op {
             LruOp::Add { item, node, group } | LruOp::Putback { item, node, group } => {
                 let i = usize::from(item) % ITEMS;
-                let (n, g) = (self.node(node), self.group(group));
+                let (n, gid) = (self.node(node), self.group(group));
                 let putback = matches!(op, LruOp::Putback { .. });
-                let gid = GroupId::from_raw(g as u32);
                 let real = if putback {
                     self.lru.putback(&self.items[i], NodeId(n), gid)
                 } else {
                     self.lru.add(&self.items[i], NodeId(n), gid)
                 };
                 let m = &mut self.model;
-                let want = m.check(n, g).map(|()| {
+                let want = m.check(n, gid).map(|g| {
                     let from = if putback {
                         State::Isolated
                     } else {
@@ -326,20 +363,20 @@ impl LruHarness {
                 budget,
                 ref script,
             } => {
-                let (n, g) = (self.node(node), self.group(group));
+                let (n, gid) = (self.node(node), self.group(group));
                 let (mut real_budget, mut model_budget) = (budget as usize, budget as usize);
                 let (mut rc, mut mc) = (0, 0);
                 let (mut rv, mut mv) = (Vec::new(), Vec::new());
                 let real = self.lru.walk_one(
                     NodeId(n),
-                    GroupId::from_raw(g as u32),
+                    gid,
                     &mut real_budget,
                     real_callback(script, &mut rc, &mut rv),
                 );
                 let m = &mut self.model;
                 let want = m
-                    .check(n, g)
-                    .map(|()| m.walk((n, g), &mut model_budget, script, &mut mc, &mut mv));
+                    .check(n, gid)
+                    .map(|g| m.walk((n, g), &mut model_budget, script, &mut mc, &mut mv));
                 same(real, want)?;
                 same_val("visits", &rv, &mv)?;
                 same_val("budget left", &real_budget, &model_budget)
@@ -359,7 +396,7 @@ impl LruHarness {
                     real_callback(script, &mut rc, &mut rv),
                 );
                 let m = &mut self.model;
-                let want = m.check(n, 0).map(|()| {
+                let want = m.check(n, GroupId::ROOT).map(|_| {
                     let mut isolated = 0;
                     for g in 0..m.groups.len() {
                         if model_budget == 0 {
@@ -374,46 +411,69 @@ impl LruHarness {
                 same_val("budget left", &real_budget, &model_budget)
             }
             LruOp::Create { parent } => {
-                if m.groups.len() >= MAX_GROUPS {
+                if m.live() >= MAX_GROUPS {
                     return Ok(());
                 }
-                let p = self.group(parent);
-                let real = self.groups.create(GroupId::from_raw(p as u32));
+                let pid = self.group(parent);
+                let real = self.groups.create(pid);
                 let m = &mut self.model;
-                let want = if p >= m.groups.len() {
-                    Err(Error::UnknownGroup(GroupId::from_raw(p as u32)))
-                } else if !m.groups[p].1 {
-                    Err(Error::GroupOffline(GroupId::from_raw(p as u32)))
-                } else {
-                    m.groups.push((p, true));
-                    Ok(GroupId::from_raw(m.groups.len() as u32 - 1))
-                };
+                let want = m.index(pid).and_then(|p| {
+                    if !m.groups[p].online {
+                        return Err(Error::GroupOffline(pid));
+                    }
+                    let fresh = MGroup {
+                        parent: p,
+                        online: true,
+                        live: true,
+                        gen: 0,
+                    };
+                    let i = match m.free.pop_front() {
+                        Some(i) => {
+                            m.groups[i] = MGroup {
+                                gen: m.groups[i].gen,
+                                ..fresh
+                            };
+                            i
+                        }
+                        None => {
+                            m.groups.push(fresh);
+                            m.groups.len() - 1
+                        }
+                    };
+                    Ok(GroupId::new(i as u32, m.groups[i].gen))
+                });
                 same(real, want)
             }
             LruOp::Offline { group } => {
-                let g = self.group(group);
-                let gid = GroupId::from_raw(g as u32);
+                let gid = self.group(group);
                 let real = self.groups.offline(gid);
                 let m = &mut self.model;
-                let want = if g >= m.groups.len() {
-                    Err(Error::UnknownGroup(gid))
-                } else if g == 0 {
-                    Err(Error::RootGroup)
-                } else if !m.groups[g].1 {
-                    Err(Error::GroupOffline(gid))
-                } else if m.groups.iter().any(|&(p, on)| p == g && on) {
-                    Err(Error::HasOnlineChildren(gid))
-                } else {
-                    m.groups[g].1 = false;
-                    let parent = m.groups[g].0;
+                let want = m.index(gid).and_then(|g| {
+                    if g == 0 {
+                        return Err(Error::RootGroup);
+                    }
+                    if !m.groups[g].online {
+                        return Err(Error::GroupOffline(gid));
+                    }
+                    if m.groups.iter().any(|c| c.live && c.online && c.parent == g) {
+                        return Err(Error::HasOnlineChildren(gid));
+                    }
+                    let parent = m.groups[g].parent;
                     for n in 0..NODES {
                         let mut child = m.lists.remove(&(n, g)).unwrap_or_default();
                         let dst = m.list(n, parent);
                         child.extend(dst.drain(..));
                         *dst = child;
                     }
+                    // Nothing refers to it (its children were freed at their
+                    // own offline): freed, its index queued for reuse.
+                    let mg = &mut m.groups[g];
+                    mg.online = false;
+                    mg.live = false;
+                    mg.gen = mg.gen.wrapping_add(1);
+                    m.free.push_back(g);
                     Ok(())
-                };
+                });
                 same(real, want)
             }
         }
@@ -425,7 +485,23 @@ impl LruHarness {
         for n in 0..NODES {
             let mut node_total = 0;
             for g in 0..self.model.groups.len() {
-                let gid = GroupId::from_raw(g as u32);
+                let mg = self.model.groups[g];
+                if !mg.live {
+                    // Freed: nothing on its lists, and its last id refused.
+                    let stale = GroupId::new(g as u32, mg.gen.wrapping_sub(1));
+                    same_val(
+                        &format!("count_one of freed {stale}"),
+                        &self.lru.count_one(NodeId(n), stale),
+                        &Err(Error::UnknownGroup(stale)),
+                    )?;
+                    same_val(
+                        &format!("model list of freed {g}"),
+                        &self.model.list(n, g).len(),
+                        &0,
+                    )?;
+                    continue;
+                }
+                let gid = GroupId::new(g as u32, mg.gen);
                 let want: Vec<usize> = self.model.list(n, g).iter().copied().collect();
                 let mut got = Vec::new();
                 let mut budget = usize::MAX;

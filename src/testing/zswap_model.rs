@@ -185,7 +185,9 @@ impl ZswapHarness {
                 )?;
             }
             ZswapOp::Create { parent } => {
-                if self.ids.len() < 6 {
+                // Ids of freed groups stay in `ids` (stale, to be refused);
+                // creating stops at 12, freed indexes reused meanwhile.
+                if self.ids.len() < 12 {
                     let parent = group_of(parent);
                     let id = g.create(parent);
                     same("create", id.clone(), m.create(parent))?;
@@ -263,8 +265,22 @@ impl ZswapHarness {
             self.zswap.live_areas_and_pools().1,
             self.model.live_pools(),
         )?;
-        for i in 0..self.model.groups() {
-            let id = GroupId::from_raw(i as u32);
+        // Groups are freed when offline and unreferenced, and their ids
+        // reused: the live ones must match, and every id the harness ever
+        // held is either live in both or refused by both.
+        same(
+            "live groups",
+            self.groups.live(),
+            self.model.live_groups().len(),
+        )?;
+        for &id in &self.ids {
+            same(
+                &format!("{id}'s state"),
+                self.groups.state(id).map(|_| ()),
+                self.model.group_stats(id).map(|_| ()),
+            )?;
+        }
+        for id in self.model.live_groups() {
             same(
                 &format!("{id:?}'s stats"),
                 self.groups.stats(id),

@@ -85,9 +85,10 @@ impl Entry {
         }
     }
 
-    /// The group charged.
-    pub(crate) fn group(&self) -> GroupId {
-        GroupId::from_raw(self.group)
+    /// The index of the group charged, which the entry holds a reference
+    /// on (so the group at that index is this entry's: `Inner::group_of`).
+    pub(crate) fn group_index(&self) -> u32 {
+        self.group
     }
 
     /// The node whose list holds the entry.
@@ -233,10 +234,10 @@ mod tests {
             area: AreaId::new(7),
             offset: u32::MAX,
         };
-        let g = GroupId::from_raw(123_456);
+        let g = GroupId::new(123_456, 7);
         let same = Entry::new(slot, Data::Same(u64::MAX), g, NodeId(1023));
         assert_eq!(same.slot(), slot);
-        assert_eq!(same.group(), g);
+        assert_eq!(same.group_index(), 123_456);
         assert_eq!(same.node(), NodeId(1023));
         assert!(matches!(same.data(), Data::Same(u64::MAX)));
         let handle = Handle::from_raw(0xdead_beef).unwrap();

@@ -61,6 +61,12 @@ enum Writeback {
 }
 
 impl Inner {
+    /// The group `entry` is charged to (it holds a reference on it, so the
+    /// live group at its index is its own).
+    pub(super) fn group_of(&self, entry: &Entry) -> GroupId {
+        self.groups.id_at(entry.group_index())
+    }
+
     /// The group whose lists hold `group`'s entries: itself, or everyone's
     /// one list (`GroupId::ROOT`) under [`LruPolicy::Global`].
     pub(super) fn list_group(&self, group: GroupId) -> GroupId {
@@ -70,7 +76,9 @@ impl Inner {
         }
     }
 
-    fn writeback_entry(&self, entry: &Item<Entry>) -> Writeback {
+    /// Writes `entry` back; `for_limit`: the group whose limit asked, so a
+    /// writeback of anyone else's page counts as foreign.
+    fn writeback_entry(&self, entry: &Item<Entry>, for_limit: Option<GroupId>) -> Writeback {
         let slot = entry.slot();
         // By index: the entry does not keep its area's generation. A newer
         // area at the index (this one swapped off, its slots all freed,
@@ -95,12 +103,20 @@ impl Inner {
             // Still mapped (we hold the pin): back on its list, as it was.
             let _ = self
                 .lru
-                .putback(entry, entry.node(), self.list_group(entry.group()));
+                .putback(entry, entry.node(), self.list_group(self.group_of(entry)));
             return Writeback::Failed;
         }
         let removed = pin.remove();
         debug_assert!(removed.as_ref().is_some_and(|r| Item::ptr_eq(r, entry)));
-        let _ = self.groups.count_event(entry.group(), GroupEvent::Zswpwb);
+        // Counted before the free, which may free the entry's group (its
+        // last reference).
+        let group = self.group_of(entry);
+        let _ = self.groups.count_event(group, GroupEvent::Zswpwb);
+        if let Some(asker) = for_limit {
+            if !self.owns(asker, group) {
+                let _ = self.groups.count_event(group, GroupEvent::ZswpwbForeign);
+            }
+        }
         inc(&self.stats.written_back_pages);
         self.free_entry(entry);
         drop(pin);
@@ -121,7 +137,7 @@ impl Inner {
     fn putback_busy(&self, entry: &Item<Entry>) {
         if self
             .lru
-            .putback(entry, entry.node(), self.list_group(entry.group()))
+            .putback(entry, entry.node(), self.list_group(self.group_of(entry)))
             .unwrap_or(false)
             && entry.is_dead()
         {
@@ -151,7 +167,7 @@ impl Inner {
             if global
                 && !self
                     .groups
-                    .writeback_enabled(g.item().group())
+                    .writeback_enabled(self.group_of(g.item()))
                     .unwrap_or(false)
             {
                 return LruStatus::Skip;
@@ -160,7 +176,7 @@ impl Inner {
                 return LruStatus::Skip;
             };
             let result = g.unlocked(|| {
-                let r = self.writeback_entry(&entry);
+                let r = self.writeback_entry(&entry, for_limit);
                 if matches!(r, Writeback::Busy) {
                     self.putback_busy(&entry);
                 }
@@ -169,13 +185,6 @@ impl Inner {
             match result {
                 Writeback::Written => {
                     written += 1;
-                    if let Some(asker) = for_limit {
-                        if !self.owns(asker, entry.group()) {
-                            let _ = self
-                                .groups
-                                .count_event(entry.group(), GroupEvent::ZswpwbForeign);
-                        }
-                    }
                     LruStatus::RemovedRetry
                 }
                 Writeback::Gone => LruStatus::RemovedRetry,

@@ -103,7 +103,19 @@ impl Inner {
             },
         };
         let (len, incompressible) = (data.charged_len(), data.incompressible());
-        let charged = self.groups.charge(group, len, incompressible)?;
+        let charged = match self.groups.charge(group, len, incompressible) {
+            Ok(charged) => charged,
+            Err(e) => {
+                // The group was taken offline and freed while we stored:
+                // give back the object and its pool reference.
+                if let Data::Stored { pool, handle, .. } = data {
+                    let p = self.pool(pool);
+                    let _ = p.pool.free(handle);
+                    self.put_pool(&p);
+                }
+                return Err(e);
+            }
+        };
         self.groups.count_event(charged, GroupEvent::Zswpout)?;
         let entry = Item::new(Entry::new(slot, data, charged, node));
         inc(&self.stats.stored_pages);
@@ -216,7 +228,8 @@ impl Inner {
         };
         let r = self.decompress(&entry, page);
         if r.is_ok() {
-            self.groups.count_event(entry.group(), GroupEvent::Zswpin)?;
+            self.groups
+                .count_event(self.group_of(&entry), GroupEvent::Zswpin)?;
         }
         self.free_entry(&entry);
         r.map(|()| true)
@@ -233,9 +246,11 @@ impl Inner {
         // Isolated means a shrinker holds it and will find the index changed.
         let _ = self.lru.del(entry);
         let data = entry.data();
-        let _ = self
-            .groups
-            .uncharge(entry.group(), data.charged_len(), data.incompressible());
+        let _ = self.groups.uncharge(
+            self.group_of(entry),
+            data.charged_len(),
+            data.incompressible(),
+        );
         dec(&self.stats.stored_pages);
         match data {
             Data::Same(_) => dec(&self.stats.same_filled_pages),

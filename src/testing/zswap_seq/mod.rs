@@ -32,8 +32,13 @@ pub enum Place {
 
 struct Group {
     parent: Option<usize>,
+    /// Live children (online, or offline and not yet freed), oldest first.
     children: Vec<usize>,
     online: bool,
+    /// Created and not freed.
+    live: bool,
+    /// The index's generation (bumped when its group is freed).
+    gen: u32,
     /// `memory.zswap.max`; `None` is "max".
     max: Option<u64>,
     writeback: bool,
@@ -79,6 +84,8 @@ pub struct Model {
     max_bytes: u64,
     accept_bytes: u64,
     groups: Vec<Group>,
+    /// Indexes of freed groups, oldest first.
+    free_groups: std::collections::VecDeque<usize>,
     entries: BTreeMap<u32, Entry>,
     /// Slot → page, for pages on the device.
     device: BTreeMap<u32, usize>,
@@ -112,10 +119,13 @@ impl Model {
                 parent: None,
                 children: Vec::new(),
                 online: true,
+                live: true,
+                gen: 0,
                 max: None,
                 writeback: true,
                 stats: GroupStats::default(),
             }],
+            free_groups: std::collections::VecDeque::new(),
             entries: BTreeMap::new(),
             device: BTreeMap::new(),
             lists: BTreeMap::new(),
@@ -132,12 +142,46 @@ impl Model {
     // --- groups -------------------------------------------------------
 
     fn index(&self, id: GroupId) -> Result<usize, Error> {
-        let i = id.index();
-        if i < self.groups.len() {
-            Ok(i)
-        } else {
-            Err(Error::UnknownGroup(id))
+        match self.groups.get(id.index()) {
+            Some(g) if g.live && g.gen == id.generation() => Ok(id.index()),
+            _ => Err(Error::UnknownGroup(id)),
         }
+    }
+
+    /// The id of the group at index `g` now.
+    fn id(&self, g: usize) -> GroupId {
+        GroupId::new(g as u32, self.groups[g].gen)
+    }
+
+    /// Frees `g` if nothing refers to it any more (offline, no live child,
+    /// no page charged), then its parent likewise: the index is queued for
+    /// reuse under its next generation, and a cursor on it starts a new
+    /// pass.
+    fn try_free(&mut self, mut g: usize) {
+        while let Some(parent) = self.groups[g].parent {
+            let grp = &self.groups[g];
+            if grp.online || !grp.live || !grp.children.is_empty() || grp.stats.zswapped != 0 {
+                return;
+            }
+            debug_assert!(self.lists.get(&g).is_none_or(Vec::is_empty));
+            let grp = &mut self.groups[g];
+            grp.live = false;
+            grp.gen = grp.gen.wrapping_add(1);
+            self.free_groups.push_back(g);
+            self.groups[parent].children.retain(|&c| c != g);
+            if self.cursor == Some(g) {
+                self.cursor = None;
+            }
+            g = parent;
+        }
+    }
+
+    /// The ids of the live groups, by index.
+    pub fn live_groups(&self) -> Vec<GroupId> {
+        (0..self.groups.len())
+            .filter(|&g| self.groups[g].live)
+            .map(|g| self.id(g))
+            .collect()
     }
 
     fn non_root(&self, id: GroupId) -> Result<usize, Error> {
@@ -171,24 +215,36 @@ impl Model {
         }
     }
 
-    /// `Groups::create`.
+    /// `Groups::create`: the oldest freed index, or a new one.
     pub fn create(&mut self, parent: GroupId) -> Result<GroupId, Error> {
         let p = self.index(parent)?;
         if !self.groups[p].online {
             return Err(Error::GroupOffline(parent));
         }
-        let id = self.groups.len();
-        self.groups.push(Group {
+        let fresh = Group {
             parent: Some(p),
             children: Vec::new(),
             online: true,
+            live: true,
+            gen: 0,
             max: None,
             // A new cgroup's zswap.writeback starts as its parent's own.
             writeback: self.groups[p].writeback,
             stats: GroupStats::default(),
-        });
+        };
+        let id = match self.free_groups.pop_front() {
+            Some(i) => {
+                let gen = self.groups[i].gen;
+                self.groups[i] = Group { gen, ..fresh };
+                i
+            }
+            None => {
+                self.groups.push(fresh);
+                self.groups.len() - 1
+            }
+        };
         self.groups[p].children.push(id);
-        Ok(GroupId::from_raw(id as u32))
+        Ok(self.id(id))
     }
 
     /// `Groups::offline`: the group's lists go onto the cold end of its
@@ -213,6 +269,7 @@ impl Model {
         let list = self.lists.entry(parent).or_default();
         moved.append(list);
         *list = moved;
+        self.try_free(g);
         Ok(())
     }
 
@@ -233,11 +290,6 @@ impl Model {
     /// `id`'s hierarchical counters.
     pub fn group_stats(&self, id: GroupId) -> Result<GroupStats, Error> {
         Ok(self.groups[self.index(id)?].stats)
-    }
-
-    /// Groups ever created.
-    pub fn groups(&self) -> usize {
-        self.groups.len()
     }
 
     // --- pools --------------------------------------------------------
@@ -472,6 +524,9 @@ impl Model {
             pool.entries -= 1;
             self.release_if_unused(pi);
         }
+        // The entry's reference on its group: an offline group's last one
+        // frees it.
+        self.try_free(e.group);
     }
 
     /// `Zswap::swap_in` of `slot`: where the page came from, and which.

@@ -53,14 +53,15 @@ impl Model {
             let e = self.entries.remove(&slot).expect("listed entries exist");
             self.device.insert(slot, e.page);
             self.count(group, |s| s.zswpwb += 1);
-            self.stats.written_back_pages += 1;
-            self.free_entry(slot, e);
-            written += 1;
+            // Counted before the free, which may free the group.
             if let Some(asker) = asker {
                 if !self.ancestors(group).contains(&asker) {
                     self.count(group, |s| s.zswpwb_foreign += 1);
                 }
             }
+            self.stats.written_back_pages += 1;
+            self.free_entry(slot, e);
+            written += 1;
             i = 0;
         }
         written
