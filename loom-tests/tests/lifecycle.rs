@@ -203,3 +203,48 @@ fn cluster_free_vs_store_vs_writeback() {
         z.swapoff(AreaId::new(0)).unwrap();
     });
 }
+
+/// A store charging a group races the group's offline, which frees it if
+/// nothing refers to it yet: the store is charged to the group (which then
+/// lives until the page goes), or to its online parent while it is dying,
+/// or refused with a typed error, giving back the pool object it took. In
+/// every case nothing leaks (the pool's object tracking), and once the page
+/// is gone the group is freed and every counter is back to zero.
+#[test]
+fn group_free_vs_store_charging_it() {
+    model("group_free_vs_store_charging_it", || {
+        let groups = Groups::new();
+        let tenant = groups.create(GroupId::ROOT).unwrap();
+        let z = tiny(&groups, 4);
+        let page = half_noise(6);
+        let storer = {
+            let (z, page) = (z.clone(), page.clone());
+            thread::spawn(move || z.store(slot(1), &page, tenant, N0))
+        };
+        groups.offline(tenant).unwrap();
+        match storer.join().unwrap() {
+            Ok(true) => {
+                let mut got = vec![0u8; PAGE_SIZE];
+                assert!(z.load(slot(1), &mut got).unwrap());
+                assert!(got == page);
+            }
+            Ok(false) => panic!("nothing limits this store"),
+            Err(zswap::Error::GroupOffline(_) | zswap::Error::UnknownGroup(_)) => {}
+            Err(e) => panic!("{e}"),
+        }
+        // Refused before the slot was claimed, or after (it holds no page).
+        match z.invalidate(slot(1)) {
+            Ok(()) | Err(zswap::Error::SlotNotAllocated(_)) => {}
+            Err(e) => panic!("{e}"),
+        }
+        assert_eq!(groups.live(), 1);
+        assert_eq!(
+            groups.state(tenant),
+            Err(zswap::Error::UnknownGroup(tenant))
+        );
+        assert_eq!(z.stats().stored_pages, 0);
+        assert_eq!(z.stats().pool_total_size, 0);
+        let root = groups.stats(GroupId::ROOT).unwrap();
+        assert_eq!((root.zswap, root.zswapped), (0, 0));
+    });
+}

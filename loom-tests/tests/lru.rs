@@ -9,7 +9,7 @@
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
-use zswap::{Del, GroupId, Groups, Item, ListLru, LruStatus, NodeId, Topology};
+use zswap::{Del, Error, GroupId, Groups, Item, ListLru, LruStatus, NodeId, Topology};
 use zswap_loom_tests::model;
 
 const N0: NodeId = NodeId::ZERO;
@@ -102,7 +102,8 @@ fn del_vs_reparent() {
 
         assert_eq!(on_lists(&lru), vec![2]);
         assert_eq!(lru.count_one(N0, GroupId::ROOT).unwrap(), 1);
-        assert_eq!(lru.count_one(N0, child).unwrap(), 0);
+        // Nothing refers to it after its offline: freed.
+        assert_eq!(lru.count_one(N0, child), Err(Error::UnknownGroup(child)));
         assert_eq!(lru.count(), 1);
         assert_eq!(lru.del(&y).unwrap(), Del::Removed);
         assert_eq!(lru.count(), 0);
@@ -124,10 +125,18 @@ fn first_add_vs_offline() {
             let groups = groups.clone();
             thread::spawn(move || groups.offline(child).unwrap())
         };
-        assert!(lru.add(&x, N0, child).unwrap());
+        // Before the offline (then reparented), while it is dying (onto
+        // the root's list), or after its free (refused).
+        let added = match lru.add(&x, N0, child) {
+            Ok(added) => added,
+            Err(Error::UnknownGroup(_)) => lru.add(&x, N0, GroupId::ROOT).unwrap(),
+            Err(e) => panic!("{e}"),
+        };
+        assert!(added);
         offline.join().unwrap();
 
-        assert_eq!(lru.count_one(N0, child).unwrap(), 0);
+        // Nothing refers to it after its offline: freed.
+        assert_eq!(lru.count_one(N0, child), Err(Error::UnknownGroup(child)));
         assert_eq!(lru.count_one(N0, GroupId::ROOT).unwrap(), 1);
         let mut budget = 8;
         let mut seen = 0;
@@ -235,12 +244,16 @@ fn walker_and_del_vs_reparent() {
             thread::spawn(move || {
                 let mut budget = 1;
                 let mut taken = None;
-                lru.walk_one(N0, child, &mut budget, |g| {
+                // Refused once the child is freed (its items are the
+                // root's by then).
+                match lru.walk_one(N0, child, &mut budget, |g| {
                     let it = g.isolate().expect("walked item is on the list");
                     g.unlocked(|| taken = Some(*it));
                     LruStatus::RemovedRetry
-                })
-                .unwrap();
+                }) {
+                    Ok(_) | Err(Error::UnknownGroup(_)) => {}
+                    Err(e) => panic!("{e}"),
+                }
                 taken
             })
         };
@@ -258,7 +271,8 @@ fn walker_and_del_vs_reparent() {
         let left = on_lists(&lru);
         assert_eq!(lru.count(), left.len());
         assert_eq!(lru.count_one(N0, GroupId::ROOT).unwrap(), left.len());
-        assert_eq!(lru.count_one(N0, child).unwrap(), 0);
+        // Nothing refers to it after its offline: freed.
+        assert_eq!(lru.count_one(N0, child), Err(Error::UnknownGroup(child)));
         assert_eq!(
             left.len() + usize::from(taken.is_some()) + usize::from(del == Del::Removed),
             2
@@ -278,7 +292,12 @@ fn putback_vs_reparent() {
             let groups = groups.clone();
             thread::spawn(move || groups.offline(child).unwrap())
         };
-        assert!(lru.putback(&x, N0, child).unwrap());
+        let back = match lru.putback(&x, N0, child) {
+            Ok(back) => back,
+            Err(Error::UnknownGroup(_)) => lru.putback(&x, N0, GroupId::ROOT).unwrap(),
+            Err(e) => panic!("{e}"),
+        };
+        assert!(back);
         offline.join().unwrap();
 
         assert_eq!(lru.count_one(N0, GroupId::ROOT).unwrap(), 2);
@@ -288,5 +307,37 @@ fn putback_vs_reparent() {
         assert_eq!(left, vec![1, 2]);
         assert_eq!(lru.del(&x).unwrap(), Del::Removed);
         assert_eq!(lru.del(&y).unwrap(), Del::Removed);
+    });
+}
+
+/// (8) A group is taken offline (its items reparented, their words
+/// rewritten), freed, and its index reused by a new group that adds an
+/// item, while another thread deletes one of the old group's items: the
+/// delete finds the item wherever it is (never on the reused list), and
+/// every count matches the items on the lists.
+#[test]
+fn del_vs_offline_free_and_reuse() {
+    model("del_vs_offline_free_and_reuse", || {
+        let (groups, child, lru, x, y) = child_with_two_items();
+        let deleter = {
+            let lru = lru.clone();
+            thread::spawn(move || lru.del(&x).unwrap())
+        };
+        groups.offline(child).unwrap();
+        // Nothing refers to it: freed, and its index serves a new group.
+        let reused = groups.create(GroupId::ROOT).unwrap();
+        assert_eq!(reused.index(), child.index());
+        let z = Item::new(3u32);
+        assert!(lru.add(&z, N0, reused).unwrap());
+        assert_eq!(deleter.join().unwrap(), Del::Removed);
+        assert_eq!(lru.count_one(N0, reused).unwrap(), 1);
+        assert_eq!(lru.count_one(N0, GroupId::ROOT).unwrap(), 1);
+        assert_eq!(lru.count(), 2);
+        let mut left = on_lists(&lru);
+        left.sort_unstable();
+        assert_eq!(left, vec![2, 3]);
+        assert_eq!(lru.del(&y).unwrap(), Del::Removed);
+        assert_eq!(lru.del(&z).unwrap(), Del::Removed);
+        assert_eq!(lru.count(), 0);
     });
 }

@@ -108,12 +108,23 @@ impl<T> ListOne<T> {
         drop(ends);
     }
 
-    /// Makes a free list `group`'s; whether it is `group`'s now.
-    pub(super) fn revive(&self, group: GroupId) -> bool {
-        let _ends = self.lock.lock();
-        if self.is_free() {
+    /// Makes the list `group`'s if it is free, or if its owner is no longer
+    /// live (`gone`): an `add` that raced its group's offline and free may
+    /// have made lists for it after the free reset them, and reparented
+    /// them itself, so they are dead and empty. Whether it is `group`'s now.
+    pub(super) fn revive(&self, group: GroupId, gone: impl FnOnce(GroupId) -> bool) -> bool {
+        let ends = self.lock.lock();
+        let take = match self.owner() {
+            None => true,
+            Some(o) if o == group => false,
+            Some(o) => gone(o),
+        };
+        if take {
+            debug_assert!(ends.head.is_null() && self.count() == 0, "taken with items");
+            self.forward.store(ptr::null_mut(), Ordering::Release);
             self.owner.store(group.as_u64(), Ordering::Release);
         }
+        drop(ends);
         self.owned_by(group)
     }
 

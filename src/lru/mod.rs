@@ -152,8 +152,9 @@ impl<T> LruInner<T> {
             .lists
             .get_or_insert_with(group.index(), || GroupLists::new(nr_nodes, group))?;
         if !gl.nodes[0].owned_by(group) {
+            let gone = |o: GroupId| self.groups.as_ref().is_none_or(|g| g.state(o).is_err());
             for l in gl.nodes.iter() {
-                l.revive(group);
+                l.revive(group, gone);
             }
         }
         Some(gl)
