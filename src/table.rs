@@ -10,7 +10,8 @@
 //! loser's value is dropped and the winner's returned), and a value, once
 //! published, stays at the same address until the table itself is dropped.
 //! That is what lets callers hand out `&V` tied to `&self` and keep raw
-//! pointers to values (the LRU's dead lists are such tombstones). Memory grows
+//! pointers to values (group records and the LRU's lists, reused rather than
+//! freed when their group is). Memory grows
 //! with the largest index ever used, in segments that double in size, so the
 //! overhead is at most twice the slots in use plus one pointer per segment.
 

@@ -19,16 +19,16 @@
 //! | word                 | meaning                                             |
 //! |----------------------|-----------------------------------------------------|
 //! | `null \| DETACHED`   | on no list, owned by nobody in particular           |
-//! | `list \| LINKED`     | on the physical list of `resolve(list)` (see below) |
+//! | `list \| LINKED`     | on the physical list `list` (see below)              |
 //! | `null \| ISOLATED`   | taken off by a walker or `isolate`, not yet put back |
 //!
-//! `list` is the list the item was linked into; if that list has since been
-//! reparented (its group went offline) the item physically sits on the list
-//! that `list.forward` leads to. The word of a linked item changes only under
-//! the lock of that resolved list, and the links are read or written only
-//! under it; that is the invariant every `unsafe` block in `lru/` rests on.
-//! A list lives until its `ListLru` is dropped (an offline group's lists stay
-//! as forwarding tombstones), and dropping the lru detaches every linked
+//! `list` is the list the item is on: reparenting (its group went offline)
+//! rewrites the word of every item it moves, under both lists' locks, so no
+//! word names a dead list. The word of a linked item changes only under the
+//! lock of its list, and the links are read or written only under it; that
+//! is the invariant every `unsafe` block in `lru/` rests on. A list's memory
+//! lives until its `ListLru` is dropped (a freed group's lists are reset and
+//! reused, never deallocated), and dropping the lru detaches every linked
 //! item, so a linked word never points at freed memory. An isolated or
 //! detached word carries no pointer at all.
 //!

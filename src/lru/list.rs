@@ -147,7 +147,8 @@ impl<T> ListOne<T> {
                 return l;
             }
             // SAFETY: `forward` only ever points at another list of the same
-            // lru, and lists live as long as the lru (tombstones).
+            // lru, and list memory lives as long as the lru (reset and
+            // reused when a group is freed, never deallocated).
             l = unsafe { &*f };
         }
     }

@@ -19,10 +19,13 @@
 //!   `count_one` is the length of the list, `count_node` and `count` the sums,
 //!   and none can go below zero.
 //! - When a group goes offline ([`Groups::offline`]), each of its lists is
-//!   spliced onto the head (cold end) of its parent's and left behind as a
-//!   forwarding tombstone; an operation racing with that lands on the right
-//!   list (see `list.rs`). Tombstones are small (one cache line per node) and
-//!   live until the lru is dropped; group ids are never reused.
+//!   spliced onto the head (cold end) of its parent's, its items' words
+//!   rewritten, and left behind forwarding to the parent's; an operation
+//!   racing with that lands on the right list (see `list.rs`). When the
+//!   group is freed (nothing refers to it), its lists are reset, and the
+//!   next group of its index takes them over: list memory follows the most
+//!   groups live at once. An operation on a freed group's id is
+//!   [`Error::UnknownGroup`].
 //!
 //! Locking rule for callers: a walk callback runs under a list lock and must
 //! not call this lru's methods directly (that would take a second list lock

@@ -72,7 +72,7 @@ pub trait SwapDevice: Send + Sync {
 
     /// Page `offset` no longer holds anything (the kernel's swap discard):
     /// its slot was freed. A device may drop what it keeps for the page
-    /// ([`Checksummed`] drops its sum, and the sums of a cluster with none
+    /// ([`Checksummed`](crate::Checksummed) drops its sum, and the sums of a cluster with none
     /// left). Zswap calls it, holding the slot's pin, before the slot can
     /// be reused. Does nothing by default.
     fn discard(&self, offset: u64) {

@@ -8,7 +8,7 @@ use std::fmt;
 /// areas live at once (at most [`AreaId::MAX_AREAS`]) and the generation of
 /// that index. `swapoff` frees the index for a later `swapon`, under the
 /// next generation, so a slot of the old area is refused
-/// ([`Error::UnknownArea`]) rather than read from the new one. Generations
+/// ([`Error::UnknownArea`](crate::Error::UnknownArea)) rather than read from the new one. Generations
 /// are 24 bits and freed indexes are reused oldest first.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -22,7 +22,7 @@ impl AreaId {
     const GEN_BITS: u32 = 24;
 
     /// Area `index`, generation 0: what a first `swapon` hands out, and an
-    /// id for a [`SwapArea`] used on its own.
+    /// id for a [`SwapArea`](crate::SwapArea) used on its own.
     pub const fn new(index: u8) -> AreaId {
         AreaId(index as u32)
     }
