@@ -2,7 +2,68 @@
 
 use std::fmt;
 
+use crate::sync::unmodeled::Arc;
 use crate::{AreaId, GroupId, NodeId, SwapSlot};
+
+/// An I/O error of a swap device, kept whole (it is [`Error::Io`]'s
+/// `source()`), with what the device was doing. Shared, so that [`Error`]
+/// stays `Clone`; two are equal when their kinds and messages are.
+#[derive(Clone, Debug)]
+pub struct IoError {
+    context: Option<Arc<str>>,
+    error: Arc<std::io::Error>,
+}
+
+impl IoError {
+    /// An error of `kind` with message `msg` (no OS error behind it).
+    pub(crate) fn new(kind: std::io::ErrorKind, msg: impl Into<String>) -> Self {
+        std::io::Error::new(kind, msg.into()).into()
+    }
+
+    /// `error`, met while doing `context` (a path, say).
+    pub(crate) fn with_context(context: impl Into<String>, error: std::io::Error) -> Self {
+        IoError {
+            context: Some(context.into().into()),
+            error: Arc::new(error),
+        }
+    }
+
+    /// The kind of the underlying error.
+    pub fn kind(&self) -> std::io::ErrorKind {
+        self.error.kind()
+    }
+
+    /// The underlying error.
+    pub fn io_error(&self) -> &std::io::Error {
+        &self.error
+    }
+}
+
+impl From<std::io::Error> for IoError {
+    fn from(error: std::io::Error) -> Self {
+        IoError {
+            context: None,
+            error: Arc::new(error),
+        }
+    }
+}
+
+impl fmt::Display for IoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.context {
+            Some(c) => write!(f, "{c}: {}", self.error),
+            None => write!(f, "{}", self.error),
+        }
+    }
+}
+
+impl PartialEq for IoError {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind() == other.kind() && self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for IoError {}
 
 /// Why an operation was refused. Nothing stored is lost when one is returned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +92,16 @@ pub enum Error {
     ForeignItem,
     /// No compressor by this name in this build.
     UnknownCompressor(String),
+    /// A known compressor given a level it does not take: out of its
+    /// range, not a number, or any level for one that has none.
+    CompressorLevel {
+        /// The compressor's name.
+        compressor: &'static str,
+        /// The level given.
+        level: String,
+        /// The levels it takes (inclusive); `None` if it takes none.
+        levels: Option<(i32, i32)>,
+    },
     /// The compressed form does not fit the space allowed (the kernel's
     /// `reject_compress_poor`).
     CompressPoor,
@@ -56,13 +127,8 @@ pub enum Error {
     ///
     /// [`PAGE_SIZE`]: crate::PAGE_SIZE
     PageSize(usize),
-    /// The swap device failed.
-    Io {
-        /// The I/O error's kind.
-        kind: std::io::ErrorKind,
-        /// Its message.
-        msg: String,
-    },
+    /// The swap device failed; the I/O error is this error's `source()`.
+    Io(IoError),
     /// A page read from the device does not match its checksum.
     Corrupt(u64),
     /// No swapped-on area has this id (never swapped on, swapped off, or
@@ -90,6 +156,17 @@ impl fmt::Display for Error {
             Error::BadTopology(s) => write!(f, "malformed node list {s:?}"),
             Error::ForeignItem => f.write_str("item belongs to another ListLru"),
             Error::UnknownCompressor(n) => write!(f, "unknown compressor {n:?}"),
+            Error::CompressorLevel {
+                compressor,
+                level,
+                levels: Some((lo, hi)),
+            } => write!(
+                f,
+                "{compressor} takes a level from {lo} to {hi}, not {level:?}"
+            ),
+            Error::CompressorLevel {
+                compressor, level, ..
+            } => write!(f, "{compressor} takes no level (got {level:?})"),
             Error::CompressPoor => f.write_str("compressed data does not fit"),
             Error::CompressFail => f.write_str("compressor failed"),
             Error::Decompress(c) => write!(f, "{c}: corrupt compressed data"),
@@ -100,7 +177,7 @@ impl fmt::Display for Error {
             Error::SlotOutOfRange(s) => write!(f, "swap slot {s} out of range"),
             Error::SlotNotAllocated(s) => write!(f, "swap slot {s} is not allocated"),
             Error::PageSize(n) => write!(f, "page buffer of {n} bytes, not {}", crate::PAGE_SIZE),
-            Error::Io { kind, msg } => write!(f, "swap device: {kind:?}: {msg}"),
+            Error::Io(e) => write!(f, "swap device: {e}"),
             Error::Corrupt(o) => write!(f, "swap device page {o} fails its checksum"),
             Error::UnknownArea(a) => write!(f, "no swap area {a}"),
             Error::AreaBusy(a) => write!(f, "swap area {a} still has slots in use"),
@@ -110,4 +187,34 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(e.io_error()),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn an_io_error_is_kept_whole_and_is_the_source() {
+        let os = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        let e = Error::Io(IoError::with_context("/tmp/swap", os));
+        let Error::Io(io) = &e else { unreachable!() };
+        assert_eq!(io.kind(), std::io::ErrorKind::StorageFull);
+        assert_eq!(io.io_error().raw_os_error(), Some(libc::ENOSPC));
+        let source = e.source().expect("the I/O error");
+        assert!(source.to_string().contains("os error 28"), "{source}");
+        assert!(e.to_string().starts_with("swap device: /tmp/swap: "), "{e}");
+        // Clone and compare (the models compare results).
+        assert_eq!(e.clone(), e);
+        let other: Error = std::io::Error::other("injected").into();
+        assert_ne!(e, other);
+        assert!(Error::BadHandle.source().is_none());
+    }
+}

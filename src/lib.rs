@@ -46,7 +46,7 @@ pub mod testing;
 /// The page size zswap stores, loads and writes back.
 pub const PAGE_SIZE: usize = 4096;
 
-pub use error::Error;
+pub use error::{Error, IoError};
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]
@@ -64,3 +64,21 @@ pub use swap::{
     AreaId, Checksummed, FileDevice, MemDevice, SlotPin, SwapArea, SwapDevice, SwapSlot,
 };
 pub use zswap::{total_memory, LruPolicy, PoolLimit, ShrinkResult, Zswap, ZswapConfig, ZswapStats};
+
+/// Compile-time checks that the types programs share between threads are
+/// `Send + Sync` (an accidental `Rc` or `Cell` inside fails the build).
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Zswap>();
+    send_sync::<Groups>();
+    send_sync::<ZsPool>();
+    send_sync::<RoundRobin>();
+    send_sync::<Item<u64>>();
+};
+
+/// `ListLru<T>` is `Send + Sync` for every `T: Send + Sync`.
+#[allow(dead_code)]
+const fn list_lru_is_send_sync<T: Send + Sync>() {
+    const fn send_sync<U: Send + Sync>() {}
+    send_sync::<ListLru<T>>();
+}

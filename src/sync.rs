@@ -419,9 +419,12 @@ pub(crate) use imp::*;
 
 /// Process-wide plumbing that is not synchronization between the crate's
 /// threads, so loom never models it: a counter for unique temporary file
-/// names, data the test harnesses build once per process.
+/// names, data the test harnesses build once per process, an error's shared
+/// payload.
 pub(crate) mod unmodeled {
     pub(crate) use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+    /// Shared payloads that are not synchronization (an error's I/O error).
+    pub(crate) use std::sync::Arc;
     #[allow(unused_imports)]
     pub(crate) use std::sync::OnceLock;
 }

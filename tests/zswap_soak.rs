@@ -87,7 +87,7 @@ fn soak_with_faulty_device() {
                                 out += 1;
                             }
                             // The page stays with us: nothing is lost.
-                            Err(Error::Io { .. }) => failed_out += 1,
+                            Err(Error::Io(_)) => failed_out += 1,
                             Err(e) => panic!("swap_out: {e}"),
                         }
                     } else {

@@ -70,6 +70,23 @@ pub enum Compressor {
     },
 }
 
+/// Parses a compressor name as [`Compressor::by_name`] does.
+///
+/// ```
+/// use zswap::Compressor;
+/// let c: Compressor = "deflate:6".parse().unwrap();
+/// assert_eq!(c.to_string(), "deflate:6");
+/// let err = "deflate:11".parse::<Compressor>().unwrap_err();
+/// assert_eq!(err.to_string(), "deflate takes a level from 0 to 10, not \"11\"");
+/// ```
+impl std::str::FromStr for Compressor {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Compressor::by_name(s)
+    }
+}
+
 impl fmt::Display for Compressor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -107,38 +124,44 @@ impl Compressor {
             Some((b, l)) => (b, Some(l.trim())),
             None => (name.trim(), None),
         };
-        let no_level = |c: Compressor| {
-            if level.is_some() {
-                Err(unknown())
-            } else {
-                Ok(c)
-            }
+        let bad_level =
+            |compressor: &'static str, levels: Option<(i32, i32)>| Error::CompressorLevel {
+                compressor,
+                level: level.unwrap_or_default().to_owned(),
+                levels,
+            };
+        let no_level = |c: Compressor, compressor: &'static str| match level {
+            Some(_) => Err(bad_level(compressor, None)),
+            None => Ok(c),
         };
         match base.to_ascii_lowercase().as_str() {
-            "none" => no_level(Compressor::None),
+            "none" => no_level(Compressor::None, "none"),
             #[cfg(feature = "liblz4")]
-            "lz4" | "lz4-c" => no_level(Compressor::Lz4C),
+            "lz4" | "lz4-c" => no_level(Compressor::Lz4C, "lz4"),
             #[cfg(not(feature = "liblz4"))]
-            "lz4" => no_level(Compressor::Lz4Flex),
-            "lz4-flex" => no_level(Compressor::Lz4Flex),
+            "lz4" => no_level(Compressor::Lz4Flex, "lz4"),
+            "lz4-flex" => no_level(Compressor::Lz4Flex, "lz4-flex"),
             #[cfg(feature = "zstd")]
             "zstd" => {
+                let range = zstd::compression_level_range();
+                let levels = Some((*range.start(), *range.end()));
                 let level = match level {
                     None => ZSTD_DEFAULT_LEVEL,
-                    Some(l) => l.parse().map_err(|_| unknown())?,
+                    Some(l) => l.parse().map_err(|_| bad_level("zstd", levels))?,
                 };
-                if !zstd::compression_level_range().contains(&level) {
-                    return Err(unknown());
+                if !range.contains(&level) {
+                    return Err(bad_level("zstd", levels));
                 }
                 Ok(Compressor::Zstd { level })
             }
             "deflate" => {
+                let levels = Some((0, 10));
                 let level = match level {
                     None => DEFLATE_DEFAULT_LEVEL,
-                    Some(l) => l.parse().map_err(|_| unknown())?,
+                    Some(l) => l.parse().map_err(|_| bad_level("deflate", levels))?,
                 };
                 if level > 10 {
-                    return Err(unknown());
+                    return Err(bad_level("deflate", levels));
                 }
                 Ok(Compressor::Deflate { level })
             }

@@ -24,7 +24,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::sync::Mutex;
-use crate::{Error, PAGE_SIZE};
+use crate::{Error, IoError, PAGE_SIZE};
 
 /// A page aligned for direct I/O (to 4 KiB, which covers every logical
 /// block size).
@@ -51,9 +51,11 @@ fn is_aligned(page: &[u8]) -> bool {
 /// Runs `f` on this thread's aligned bounce page.
 fn with_bounce<R>(f: impl FnOnce(&mut [u8; PAGE_SIZE]) -> Result<R, Error>) -> Result<R, Error> {
     BOUNCE.with(|cell| {
-        let mut slot = cell.try_borrow_mut().map_err(|_| Error::Io {
-            kind: std::io::ErrorKind::WouldBlock,
-            msg: "direct I/O bounce buffer in use".into(),
+        let mut slot = cell.try_borrow_mut().map_err(|_| {
+            Error::Io(IoError::new(
+                std::io::ErrorKind::WouldBlock,
+                "direct I/O bounce buffer in use",
+            ))
         })?;
         f(&mut slot.get_or_insert_with(AlignedPage::boxed).0)
     })
@@ -85,20 +87,17 @@ pub(super) fn check(pages: u64, offset: u64, len: usize) -> Result<(), Error> {
         return Err(Error::PageSize(len));
     }
     if offset >= pages {
-        return Err(Error::Io {
-            kind: std::io::ErrorKind::InvalidInput,
-            msg: format!("page {offset} beyond a device of {pages} pages"),
-        });
+        return Err(Error::Io(IoError::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("page {offset} beyond a device of {pages} pages"),
+        )));
     }
     Ok(())
 }
 
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
-        Error::Io {
-            kind: e.kind(),
-            msg: e.to_string(),
-        }
+        Error::Io(e.into())
     }
 }
 
@@ -141,13 +140,13 @@ impl FileDevice {
             .truncate(true)
             .custom_flags(if direct { libc::O_DIRECT } else { 0 })
             .open(&path)
-            .map_err(|e| Error::Io {
-                kind: e.kind(),
-                msg: format!(
-                    "{}{}: {e}",
+            .map_err(|e| {
+                let context = format!(
+                    "{}{}",
                     path.display(),
                     if direct { " (O_DIRECT)" } else { "" }
-                ),
+                );
+                Error::Io(IoError::with_context(context, e))
             })?;
         file.set_len(bytes)?;
         Ok(FileDevice {
@@ -348,7 +347,7 @@ mod tests {
                 Ok(dev) => Some(dev),
                 Err(e) => {
                     assert!(
-                        matches!(&e, Error::Io { msg, .. } if msg.contains("O_DIRECT")),
+                        matches!(&e, Error::Io(io) if io.to_string().contains("O_DIRECT")),
                         "{e}"
                     );
                     refused.push(e);

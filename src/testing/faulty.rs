@@ -54,10 +54,7 @@ impl<D: SwapDevice> SwapDevice for FaultyDevice<D> {
             match self.roll() % self.one_in {
                 0 => {
                     self.failed.fetch_add(1, Ordering::Relaxed);
-                    return Err(Error::Io {
-                        kind: std::io::ErrorKind::Other,
-                        msg: "injected write failure".into(),
-                    });
+                    return Err(std::io::Error::other("injected write failure").into());
                 }
                 1 => {
                     // Half a page lands, then the write fails: the device
@@ -67,10 +64,11 @@ impl<D: SwapDevice> SwapDevice for FaultyDevice<D> {
                     torn[..PAGE_SIZE / 2].copy_from_slice(&page[..PAGE_SIZE / 2]);
                     self.inner.write_page(offset, &torn)?;
                     self.short.fetch_add(1, Ordering::Relaxed);
-                    return Err(Error::Io {
-                        kind: std::io::ErrorKind::WriteZero,
-                        msg: "injected short write".into(),
-                    });
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::WriteZero,
+                        "injected short write",
+                    )
+                    .into());
                 }
                 _ => {}
             }

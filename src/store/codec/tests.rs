@@ -77,21 +77,54 @@ fn names_and_levels() {
         Compressor::by_name(" LZ4-flex ").unwrap(),
         Compressor::Lz4Flex
     );
-    for bad in [
-        "",
-        "lz4:3",
-        "deflate:11",
-        "deflate:x",
-        "zstd:99",
-        "brotli",
-        "none:1",
-    ] {
+    for bad in ["", "brotli", "zstd-ish:3"] {
         assert_eq!(
             Compressor::by_name(bad),
             Err(Error::UnknownCompressor(bad.to_owned())),
             "{bad}"
         );
     }
+    // A known compressor with a level it does not take says which it takes.
+    let level = |compressor, level: &str, levels| Error::CompressorLevel {
+        compressor,
+        level: level.to_owned(),
+        levels,
+    };
+    assert_eq!(Compressor::by_name("lz4:3"), Err(level("lz4", "3", None)));
+    assert_eq!(Compressor::by_name("none:1"), Err(level("none", "1", None)));
+    assert_eq!(
+        Compressor::by_name("deflate:11"),
+        Err(level("deflate", "11", Some((0, 10))))
+    );
+    assert_eq!(
+        Compressor::by_name("deflate:x"),
+        Err(level("deflate", "x", Some((0, 10))))
+    );
+    assert_eq!(
+        "deflate:11".parse::<Compressor>().unwrap_err().to_string(),
+        "deflate takes a level from 0 to 10, not \"11\""
+    );
+    #[cfg(feature = "zstd")]
+    {
+        let e = Compressor::by_name("zstd:99").unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::CompressorLevel {
+                    compressor: "zstd",
+                    levels: Some(_),
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().starts_with("zstd takes a level from "), "{e}");
+    }
+    #[cfg(not(feature = "zstd"))]
+    assert_eq!(
+        Compressor::by_name("zstd:99"),
+        Err(Error::UnknownCompressor("zstd:99".to_owned()))
+    );
 }
 
 #[test]
