@@ -83,8 +83,9 @@ impl From<Policy> for LruPolicy {
 struct RunArgs {
     /// Scenario to run: default, usage, swapin-nozswap, zswapin,
     /// writeback-enabled, writeback-disabled, no-invasive-shrink,
-    /// incompressible, or `all` for every test_zswap.c case.
-    #[arg(long, default_value = "default")]
+    /// incompressible, or `all` for every test_zswap.c case. Not with
+    /// `--trace`, which replaces the scenario.
+    #[arg(long, default_value = "default", conflicts_with = "trace")]
     scenario: String,
     /// Which LRU design to run.
     #[arg(long, value_enum, default_value_t = Policy::GroupAware)]
@@ -106,7 +107,7 @@ struct RunArgs {
     #[arg(long, value_enum, default_value_t = trace::TraceFormat::Auto)]
     trace_format: trace::TraceFormat,
     /// Trace mode: resident pages (default: a quarter of the pages the trace touches).
-    #[arg(long)]
+    #[arg(long, requires = "trace")]
     ram_pages: Option<usize>,
     /// Accesses to simulate (default: the scenario's; trace mode: the whole
     /// trace, up to 10 million pages).
@@ -171,6 +172,10 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
             max_pages,
         }) => {
+            if max_pages == 0 {
+                bail!("--max-pages 0: nothing would be captured (give at least 1)");
+            }
+            fits_in_memory("--max-pages", max_pages)?;
             let c = capture::capture(pid, &out, max_pages)?;
             eprintln!(
                 "captured {} pages from {} mappings of process {pid} into {} ({} unreadable, skipped)",
@@ -194,7 +199,24 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Refuses a page count whose pages would not fit in this machine's
+/// memory, before anything is allocated for them (`what` names the flag).
+fn fits_in_memory(what: &str, pages: u64) -> anyhow::Result<()> {
+    let memory = zswap::total_memory();
+    if pages.checked_mul(4096).is_none_or(|b| b > memory) {
+        bail!(
+            "{what} {pages}: {} GiB of pages, more than this machine's {:.1} GiB of memory",
+            pages.saturating_mul(4096) >> 30,
+            memory as f64 / f64::from(1u32 << 30)
+        );
+    }
+    Ok(())
+}
+
 fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
+    if let Some(r) = a.ram_pages {
+        fits_in_memory("--ram-pages", r as u64)?;
+    }
     zswap::Compressor::by_name(&a.compressor).with_context(|| {
         format!(
             "--compressor {:?}: this build has {}",

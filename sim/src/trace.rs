@@ -85,7 +85,15 @@ fn guess(path: &Path, r: &mut BufReader<Box<dyn Read>>) -> anyhow::Result<TraceF
     }
     let head = r.fill_buf().context("reading the trace")?;
     let line = head.split(|&b| b == b'\n').next().unwrap_or(&[]);
-    if line.iter().any(|b| b.is_ascii_alphabetic()) {
+    // A header names its columns: some field is not a number at all. A
+    // first line of numbers only, however odd (`1e300`, `NaN`, `0x1f`), is
+    // data, and its key is judged as data (with its line number).
+    let names_columns = std::str::from_utf8(line).is_ok_and(|l| {
+        l.split(',')
+            .map(str::trim)
+            .any(|f| f.bytes().any(|b| b.is_ascii_alphabetic()) && !number_like(f))
+    });
+    if names_columns {
         Ok(TraceFormat::LibcachesimCsv)
     } else if line
         .iter()
@@ -219,17 +227,32 @@ fn header_columns(fields: &[&str]) -> anyhow::Result<(usize, KeyUnit, Option<usi
     Ok((key.0, key.1, size))
 }
 
-/// A decimal or `0x` hexadecimal number (some block traces use hex).
+/// A decimal or `0x` hexadecimal number (some block traces use hex), or a
+/// float that is a whole number a `u64` holds (`4.096e3`). Anything else —
+/// beyond `u64`, negative, fractional, infinite, NaN — is `None`, never a
+/// saturated value.
 fn parse_num(s: &str) -> Option<u64> {
     match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
         Some(h) => u64::from_str_radix(h, 16).ok(),
         None => s.parse().ok().or_else(|| {
             s.parse::<f64>()
                 .ok()
-                .filter(|f| *f >= 0.0)
+                .filter(|f| f.is_finite() && *f >= 0.0 && f.fract() == 0.0)
+                // 2^64: the first float a `u64` cannot hold.
+                .filter(|f| *f < 18_446_744_073_709_551_616.0)
                 .map(|f| f as u64)
         }),
     }
+}
+
+/// Whether `s` is written as a number, in range or not (`1e300`, `NaN`,
+/// `0xff`, `-3`): a data field rather than a column name.
+fn number_like(s: &str) -> bool {
+    parse_num(s).is_some()
+        || s.parse::<f64>().is_ok()
+        || s.strip_prefix("0x")
+            .or_else(|| s.strip_prefix("0X"))
+            .is_some_and(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 #[cfg(test)]
@@ -267,6 +290,41 @@ mod tests {
     }
 
     /// Garbage in any format is an error or some keys, never a panic.
+    #[test]
+    fn keys_beyond_u64_are_errors_not_saturated() {
+        for (bad, why) in [
+            ("18446744073709551616", "2^64"),
+            ("1e300", "a float beyond u64"),
+            ("NaN", "not a number"),
+            ("inf", "infinite"),
+            ("-5", "negative"),
+            ("1.5", "fractional"),
+            ("0x1ffffffffffffffff", "hex beyond u64"),
+        ] {
+            let e = keys_of(&format!("0,0,4096\n1,{bad},4096\n"), false).unwrap_err();
+            let msg = format!("{e:#}");
+            assert!(msg.contains("trace line 2: key"), "{why}: {msg}");
+        }
+        // The largest key a u64 holds is fine, as is a whole float.
+        assert!(keys_of("0,18446744073709551615,1\n1,4.096e3,1\n", false).is_ok());
+    }
+
+    #[test]
+    fn a_first_line_of_odd_numbers_is_data_not_a_header() {
+        let guess_of = |text: &str| {
+            let mut r: BufReader<Box<dyn Read>> =
+                BufReader::new(Box::new(std::io::Cursor::new(text.as_bytes().to_vec())));
+            guess(Path::new("trace.csv"), &mut r).unwrap()
+        };
+        assert_eq!(guess_of("0,1e300,4096\n"), TraceFormat::Csv);
+        assert_eq!(guess_of("0,NaN,4096\n"), TraceFormat::Csv);
+        assert_eq!(guess_of("0,0x1f,4096\n"), TraceFormat::Csv);
+        assert_eq!(
+            guess_of("time,obj_id,obj_size\n"),
+            TraceFormat::LibcachesimCsv
+        );
+    }
+
     #[test]
     fn garbage_never_panics() {
         let mut rng = crate::workload::Rng::new(7);

@@ -291,6 +291,20 @@ fn bad_input_fails_clearly() {
         &["--trace", bad.to_str().unwrap()],
         "trace line 3: key \"zz\"",
     );
+    // A key beyond u64 is an error with its line number, never u64::MAX,
+    // and a first line holding one is data, not a header.
+    let huge = d.join("huge.csv");
+    std::fs::write(&huge, "0,1e300,4096\n1,4096,4096\n").unwrap();
+    fails(
+        &["--trace", huge.to_str().unwrap()],
+        "trace line 1: key \"1e300\"",
+    );
+    let beyond = d.join("beyond.csv");
+    std::fs::write(&beyond, "0,0,4096\n1,18446744073709551616,4096\n").unwrap();
+    fails(
+        &["--trace", beyond.to_str().unwrap()],
+        "trace line 2: key \"18446744073709551616\"",
+    );
     let short = d.join("short.oracleGeneral.bin");
     std::fs::write(&short, [0u8; 30]).unwrap();
     fails(
@@ -316,6 +330,50 @@ fn bad_input_fails_clearly() {
         "is 999999999 a running process",
     );
     assert!(!out.exists());
+    // Page counts beyond memory, or none, are refused before anything is
+    // allocated (--ram-pages 10^18 used to abort in the allocator).
+    let csv = d.join("one.csv");
+    std::fs::write(&csv, "0,0,4096\n").unwrap();
+    fails(
+        &[
+            "--trace",
+            csv.to_str().unwrap(),
+            "--ram-pages",
+            "1000000000000000000",
+        ],
+        "--ram-pages 1000000000000000000: ",
+    );
+    fails(
+        &[
+            "capture",
+            "--pid",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+            "--max-pages",
+            "0",
+        ],
+        "--max-pages 0: nothing would be captured",
+    );
+    fails(
+        &[
+            "capture",
+            "--pid",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+            "--max-pages",
+            "18446744073709551615",
+        ],
+        "more than this machine's",
+    );
+    assert!(!out.exists());
+    // A flag that does not apply is an error, not ignored.
+    fails(&["--ram-pages", "100"], "--trace");
+    fails(
+        &["--scenario", "usage", "--trace", csv.to_str().unwrap()],
+        "cannot be used with",
+    );
     let nodir = d.join("no/such/dir/chart.svg");
     fails(
         &["--scenario", "usage", "--svg", nodir.to_str().unwrap()],
