@@ -176,6 +176,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 bail!("--max-pages 0: nothing would be captured (give at least 1)");
             }
             fits_in_memory("--max-pages", max_pages)?;
+            output::check_target(&out).context("--out")?;
             let c = capture::capture(pid, &out, max_pages)?;
             eprintln!(
                 "captured {} pages from {} mappings of process {pid} into {} ({} unreadable, skipped)",
@@ -216,6 +217,10 @@ fn fits_in_memory(what: &str, pages: u64) -> anyhow::Result<()> {
 fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(r) = a.ram_pages {
         fits_in_memory("--ram-pages", r as u64)?;
+    }
+    // Before minutes of simulation, not after.
+    if let Some(svg) = &a.svg {
+        output::check_target(svg).context("--svg")?;
     }
     zswap::Compressor::by_name(&a.compressor).with_context(|| {
         format!(

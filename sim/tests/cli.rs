@@ -374,6 +374,30 @@ fn bad_input_fails_clearly() {
         &["--scenario", "usage", "--trace", csv.to_str().unwrap()],
         "cannot be used with",
     );
+    // An output that is not a regular file is refused before the run and
+    // never replaced: a device node, a directory, a symbolic link.
+    use std::os::unix::fs::FileTypeExt;
+    fails(
+        &["--scenario", "usage", "--svg", "/dev/null"],
+        "not a regular file",
+    );
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    fails(
+        &["--scenario", "usage", "--svg", d.to_str().unwrap()],
+        "not a regular file",
+    );
+    let target = d.join("target.svg");
+    std::fs::write(&target, "keep me").unwrap();
+    let link = d.join("link.svg");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    fails(
+        &["--scenario", "usage", "--svg", link.to_str().unwrap()],
+        "a symbolic link",
+    );
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
     let nodir = d.join("no/such/dir/chart.svg");
     fails(
         &["--scenario", "usage", "--svg", nodir.to_str().unwrap()],
