@@ -295,7 +295,9 @@ impl Zswap {
         let pin = area.slots.pin(slot.offset)?;
         match pin.remove() {
             Some(entry) => {
-                let r = self.inner.decompress(&entry, page);
+                let r = self
+                    .inner
+                    .decompress(&entry, self.inner.pool_of(&entry).as_deref(), page);
                 let replaced = pin.insert(entry);
                 debug_assert!(replaced.is_none(), "the pin excludes other stores");
                 r.map(|()| true)

@@ -93,10 +93,11 @@ impl Inner {
         if !pin.maps_to(entry) {
             return Writeback::Gone;
         }
+        let pool = self.pool_of(entry);
         let written = PAGE_BUF.with(|cell| {
             let mut buf = cell.borrow_mut();
             let page = &mut buf.get_or_insert_with(AlignedPage::boxed).0;
-            self.decompress(entry, page)
+            self.decompress(entry, pool.as_deref(), page)
                 .and_then(|()| area.device.write_page(u64::from(slot.offset), page))
         });
         if written.is_err() {
@@ -118,7 +119,7 @@ impl Inner {
             }
         }
         inc(&self.stats.written_back_pages);
-        self.free_entry(entry);
+        self.free_entry_in(entry, pool);
         drop(pin);
         Writeback::Written
     }

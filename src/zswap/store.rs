@@ -6,7 +6,8 @@ use std::cell::RefCell;
 
 use super::entry::{Data, Entry, Pin, SlotIndex};
 use super::stats::{dec, inc};
-use super::{Inner, ShrinkResult};
+use super::tables::PoolRef;
+use super::{Inner, PoolSlot, ShrinkResult};
 use crate::sync::Ordering;
 use crate::{Error, GroupEvent, GroupId, Item, NodeId, SwapSlot, PAGE_SIZE};
 
@@ -187,10 +188,26 @@ impl Inner {
         })
     }
 
+    /// The pool a stored entry's object lives in (`None` for a same-filled
+    /// page), looked up once for everything a load or writeback does with
+    /// the entry.
+    pub(super) fn pool_of(&self, entry: &Entry) -> Option<PoolRef> {
+        match entry.data() {
+            Data::Stored { pool, .. } => Some(self.pool(pool)),
+            Data::Same(_) => None,
+        }
+    }
+
     /// Fills `page` from `entry`, which the caller holds the slot's pin of
-    /// (load, writeback, peek). Decompression runs without the size class's
-    /// lock, so loads of one class go on side by side.
-    pub(super) fn decompress(&self, entry: &Entry, page: &mut [u8]) -> Result<(), Error> {
+    /// (load, writeback, peek); `pool` is [`pool_of`](Self::pool_of) the
+    /// entry. Decompression runs without the size class's lock, so loads of
+    /// one class go on side by side.
+    pub(super) fn decompress(
+        &self,
+        entry: &Entry,
+        pool: Option<&PoolSlot>,
+        page: &mut [u8],
+    ) -> Result<(), Error> {
         let r = match entry.data() {
             Data::Same(word) => {
                 for c in page.chunks_exact_mut(8) {
@@ -198,8 +215,8 @@ impl Inner {
                 }
                 Ok(())
             }
-            data @ Data::Stored { pool, handle, .. } => {
-                let p = self.pool(pool);
+            data @ Data::Stored { handle, .. } => {
+                let p = pool.expect("a stored entry's pool");
                 let f = |src: &[u8]| {
                     if data.incompressible() {
                         page.copy_from_slice(src);
@@ -226,18 +243,25 @@ impl Inner {
         let Some(entry) = pin.remove() else {
             return Ok(false);
         };
-        let r = self.decompress(&entry, page);
+        let pool = self.pool_of(&entry);
+        let r = self.decompress(&entry, pool.as_deref(), page);
         if r.is_ok() {
             self.groups
                 .count_event(self.group_of(&entry), GroupEvent::Zswpin)?;
         }
-        self.free_entry(&entry);
+        self.free_entry_in(&entry, pool);
         r.map(|()| true)
     }
 
     /// Releases everything an entry holds. Called exactly once, by whoever
     /// took the entry out of the index.
     pub(super) fn free_entry(&self, entry: &Item<Entry>) {
+        self.free_entry_in(entry, self.pool_of(entry));
+    }
+
+    /// [`free_entry`](Self::free_entry) with the entry's pool already
+    /// looked up ([`pool_of`](Self::pool_of)).
+    pub(super) fn free_entry_in(&self, entry: &Item<Entry>, pool: Option<PoolRef>) {
         // Dead first, then unlink: a shrinker that puts the entry back
         // after this `del` sees `dead` and unlinks it itself (reclaim.rs).
         // An AcqRel read-modify-write, paired with the shrinker's: see
@@ -254,11 +278,15 @@ impl Inner {
         dec(&self.stats.stored_pages);
         match data {
             Data::Same(_) => dec(&self.stats.same_filled_pages),
-            Data::Stored { pool, handle, .. } => {
+            Data::Stored {
+                pool: index,
+                handle,
+                ..
+            } => {
                 if data.incompressible() {
                     dec(&self.stats.stored_incompressible_pages);
                 }
-                let p = self.pool(pool);
+                let p = pool.unwrap_or_else(|| self.pool(index));
                 let freed = p.pool.free(handle);
                 // Each entry is freed once, by its remover from the index;
                 // loom models and debug builds check it.
