@@ -343,30 +343,13 @@ fn bad_input_fails_clearly() {
         ],
         "--ram-pages 1000000000000000000: ",
     );
-    fails(
-        &[
-            "capture",
-            "--pid",
-            "1",
-            "--out",
-            out.to_str().unwrap(),
-            "--max-pages",
-            "0",
-        ],
-        "--max-pages 0: nothing would be captured",
-    );
-    fails(
-        &[
-            "capture",
-            "--pid",
-            "1",
-            "--out",
-            out.to_str().unwrap(),
-            "--max-pages",
-            "18446744073709551615",
-        ],
-        "more than this machine's",
-    );
+    for (max_pages, why) in [
+        ("0", "--max-pages 0: nothing would be captured"),
+        ("18446744073709551615", "more than this machine's"),
+    ] {
+        let capture = ["capture", "--pid", "1", "--out", out.to_str().unwrap()];
+        fails(&[&capture[..], &["--max-pages", max_pages]].concat(), why);
+    }
     assert!(!out.exists());
     // A flag that does not apply is an error, not ignored.
     fails(&["--ram-pages", "100"], "--trace");

@@ -412,13 +412,17 @@ impl Groups {
             .is_ok()
     }
 
+    /// Drops a reference on the live group `id`; whether it was the last
+    /// (the caller then frees the group, with the tree lock held).
+    fn drop_ref(&self, id: GroupId) -> bool {
+        let info = self.inner.infos.get(id.index()).expect("a live record");
+        // AcqRel: every use under the reference happens before the free.
+        info.life.fetch_sub(1, Ordering::AcqRel) & REFS == 1
+    }
+
     /// Drops a reference on the live group `id`; the last one frees it.
     fn put(&self, id: GroupId) {
-        let Some(info) = self.inner.infos.get(id.index()) else {
-            return;
-        };
-        // AcqRel: every use under the reference happens before the free.
-        if info.life.fetch_sub(1, Ordering::AcqRel) & REFS == 1 {
+        if self.drop_ref(id) {
             let mut tree = self.inner.tree.lock();
             self.free_locked(&mut tree, id);
         }
@@ -426,8 +430,7 @@ impl Groups {
 
     /// Drops a reference with the tree lock held; the last one frees it.
     fn put_locked(&self, tree: &mut Tree, id: GroupId) {
-        let info = self.inner.infos.get(id.index()).expect("a live record");
-        if info.life.fetch_sub(1, Ordering::AcqRel) & REFS == 1 {
+        if self.drop_ref(id) {
             self.free_locked(tree, id);
         }
     }
@@ -455,8 +458,7 @@ impl Groups {
             tree.free.push_back(id.index() as u32);
             self.inner.live.fetch_sub(1, Ordering::Relaxed);
             // The child's reference on its parent.
-            let p = self.info(parent).expect("a child's parent lives");
-            if p.life.fetch_sub(1, Ordering::AcqRel) & REFS != 1 {
+            if !self.drop_ref(parent) {
                 return;
             }
             id = parent;

@@ -126,11 +126,7 @@ impl Zswap {
         let compressor = Compressor::by_name(&cfg.compressor)?;
         let max_bytes = cfg.max_pool_bytes();
         let pools = ArcTable::new();
-        let (_, first) = pools.insert(
-            tables::MAX_POOLS,
-            || Error::BadConfig("no pool index".into()),
-            |index, _| PoolSlot::new(compressor, index),
-        )?;
+        let first = tables::insert_pool(&pools, compressor)?;
         let inner = Arc::new(Inner {
             max_bytes,
             accept_bytes: (u128::from(max_bytes) * u128::from(cfg.accept_threshold_percent) / 100)

@@ -27,22 +27,34 @@ use std::ops::Deref;
 use super::entry::Area;
 use super::{Inner, PoolSlot};
 use crate::sync::{Arc, Guard, Ordering};
+use crate::table::ArcTable;
 use crate::{AreaId, Compressor, Error, PoolConfig, SwapSlot, ZsPool};
 
 /// Pools live at once: an entry names its pool in 16 bits.
-pub(super) const MAX_POOLS: usize = 1 << 16;
+const MAX_POOLS: usize = 1 << 16;
+
+/// Makes `compressor`'s pool at a free index of `pools`, with the one
+/// reference of the current pool (the caller publishes it as current).
+pub(super) fn insert_pool(
+    pools: &ArcTable<PoolSlot>,
+    compressor: Compressor,
+) -> Result<Arc<PoolSlot>, Error> {
+    let (_, pool) = pools.insert(
+        MAX_POOLS,
+        || Error::BadConfig("65,536 pools are live (each still holds entries)".into()),
+        |index, _| {
+            Ok(Arc::new(PoolSlot {
+                compressor,
+                pool: ZsPool::new(PoolConfig::default())?,
+                refs: crate::sync::AtomicUsize::new(1),
+                index: index as u16,
+            }))
+        },
+    )?;
+    Ok(pool)
+}
 
 impl PoolSlot {
-    /// A pool at table index `index`, current (one reference).
-    pub(super) fn new(compressor: Compressor, index: usize) -> Result<Arc<PoolSlot>, Error> {
-        Ok(Arc::new(PoolSlot {
-            compressor,
-            pool: ZsPool::new(PoolConfig::default())?,
-            refs: crate::sync::AtomicUsize::new(1),
-            index: index as u16,
-        }))
-    }
-
     /// Takes a reference unless the count is already zero (the pool is
     /// being given back): `zswap_pool_tryget`.
     fn tryget(&self) -> bool {
@@ -54,17 +66,31 @@ impl PoolSlot {
     }
 }
 
-/// A pool, alive while this lives.
-pub(super) struct PoolRef(Guard<Option<Arc<PoolSlot>>>);
+/// A value of one of the tables (a pool, an area), alive while this lives:
+/// the guard of a cell that was full when it was loaded.
+pub(super) struct Held<T>(Guard<Option<Arc<T>>>);
 
-impl Deref for PoolRef {
-    type Target = PoolSlot;
-    fn deref(&self) -> &PoolSlot {
-        self.0
-            .as_deref()
-            .expect("a PoolRef is made only of a full cell")
+impl<T> Held<T> {
+    /// The guard, if its cell held a value.
+    fn of(guard: Guard<Option<Arc<T>>>) -> Option<Self> {
+        guard.is_some().then_some(Held(guard))
     }
 }
+
+impl<T> Deref for Held<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.0
+            .as_deref()
+            .expect("a Held is made only of a full cell")
+    }
+}
+
+/// A pool, alive while this lives.
+pub(super) type PoolRef = Held<PoolSlot>;
+
+/// An area, alive while this lives (its slots, index and device).
+pub(super) type AreaRef = Held<Area>;
 
 /// The current pool with a reference taken for the entry about to be
 /// stored in it; the store either hands the reference to the entry or
@@ -78,27 +104,11 @@ impl Deref for CurrentPool {
     }
 }
 
-/// An area, alive while this lives (its slots, index and device).
-pub(super) struct AreaRef(Guard<Option<Arc<Area>>>);
-
-impl Deref for AreaRef {
-    type Target = Area;
-    fn deref(&self) -> &Area {
-        self.0
-            .as_deref()
-            .expect("an AreaRef is made only of a full cell")
-    }
-}
-
 impl Inner {
     /// Makes `compressor`'s new pool the current one; the old one is given
     /// back once its last entry goes.
     pub(super) fn add_pool(&self, compressor: Compressor) -> Result<(), Error> {
-        let (_, pool) = self.pools.insert(
-            MAX_POOLS,
-            || Error::BadConfig("65,536 pools are live (each still holds entries)".into()),
-            |index, _| PoolSlot::new(compressor, index),
-        )?;
+        let pool = insert_pool(&self.pools, compressor)?;
         let old = self.current.swap(pool);
         // The old pool's "current" reference.
         self.put_pool(&old);
@@ -125,12 +135,10 @@ impl Inner {
     /// The pool at table index `index`, which a live entry names (its
     /// reference keeps the pool in the table).
     pub(super) fn pool(&self, index: u16) -> PoolRef {
-        let guard = self
-            .pools
+        self.pools
             .load(usize::from(index))
-            .expect("entries name pools in the table");
-        debug_assert!(guard.is_some(), "an entry's pool is in the table");
-        PoolRef(guard)
+            .and_then(Held::of)
+            .expect("entries name pools in the table")
     }
 
     /// Drops one reference to `pool`; the last one takes the pool out of
@@ -154,13 +162,8 @@ impl Inner {
 
     /// The live area `id` (of its generation, and not swapped off).
     pub(super) fn area(&self, id: AreaId) -> Result<AreaRef, Error> {
-        self.areas
-            .load(id.index())
-            .filter(|g| {
-                g.as_deref()
-                    .is_some_and(|a| a.slots.id() == id && !a.slots.is_closed())
-            })
-            .map(AreaRef)
+        self.area_at(id.index())
+            .filter(|a| a.slots.id() == id && !a.slots.is_closed())
             .ok_or(Error::UnknownArea(id))
     }
 
@@ -168,7 +171,7 @@ impl Inner {
     /// an entry, which stores only the index: the slot's pin and re-check
     /// refuse a stranger's slot).
     pub(super) fn area_at(&self, index: usize) -> Option<AreaRef> {
-        self.areas.load(index).filter(|g| g.is_some()).map(AreaRef)
+        self.areas.load(index).and_then(Held::of)
     }
 
     /// A free slot of some area (a closed area's `alloc` returns `None`).
