@@ -8,6 +8,16 @@ use crate::{AreaId, GroupId, NodeId, SwapSlot};
 /// An I/O error of a swap device, kept whole (it is [`Error::Io`]'s
 /// `source()`), with what the device was doing. Shared, so that [`Error`]
 /// stays `Clone`; two are equal when their kinds and messages are.
+///
+/// ```
+/// use zswap::{Error, FileDevice};
+/// let err = FileDevice::create("/no/such/dir/swap", 16).unwrap_err();
+/// let Error::Io(io) = &err else { panic!("{err}") };
+/// assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+/// // The `io::Error` is kept whole, as the error's source.
+/// let source = std::error::Error::source(&err).unwrap();
+/// assert!(source.to_string().contains("No such file"));
+/// ```
 #[derive(Clone, Debug)]
 pub struct IoError {
     context: Option<Arc<str>>,
@@ -66,6 +76,16 @@ impl PartialEq for IoError {
 impl Eq for IoError {}
 
 /// Why an operation was refused. Nothing stored is lost when one is returned.
+///
+/// ```
+/// use zswap::{Error, GroupId, Groups};
+/// let groups = Groups::new();
+/// let g = groups.create(GroupId::ROOT)?;
+/// groups.offline(g)?; // nothing refers to it: freed at once
+/// assert_eq!(groups.create(g), Err(Error::UnknownGroup(g)));
+/// assert_eq!(groups.offline(GroupId::ROOT), Err(Error::RootGroup));
+/// # Ok::<(), Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {

@@ -40,6 +40,7 @@ mod sync;
 mod table;
 mod zswap;
 
+#[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod testing;
 

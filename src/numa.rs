@@ -14,6 +14,16 @@ use std::fmt;
 use crate::Error;
 
 /// A NUMA node number, as the kernel numbers them.
+///
+/// ```
+/// use zswap::{NodeId, Topology};
+/// let topology = Topology::from_cpulist("0-1,3")?; // sysfs's node list
+/// assert!(topology.is_online(NodeId(3)));
+/// assert!(!topology.is_online(NodeId(2)));
+/// assert_eq!(topology.nr_node_ids(), 4);
+/// assert_eq!(NodeId::ZERO.index(), 0);
+/// # Ok::<(), zswap::Error>(())
+/// ```
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NodeId(pub u32);

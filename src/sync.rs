@@ -422,7 +422,9 @@ pub(crate) use imp::*;
 /// names, data the test harnesses build once per process, an error's shared
 /// payload.
 pub(crate) mod unmodeled {
-    pub(crate) use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+    #[cfg(feature = "testing")]
+    pub(crate) use std::sync::atomic::AtomicI64;
+    pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
     /// Shared payloads that are not synchronization (an error's I/O error).
     pub(crate) use std::sync::Arc;
     #[allow(unused_imports)]

@@ -70,7 +70,8 @@ fn old_pools_are_given_back_with_their_last_entry() {
     // and went at the first switch).
     for (i, page) in pages.iter().take(400).enumerate() {
         if i % 10 == 0 {
-            z.set_compressor(names[(i / 10) % names.len()]).unwrap();
+            z.set_compressor(names[(i / 10) % names.len()].parse().unwrap())
+                .unwrap();
         }
         slots.push((z.swap_out(page, GroupId::ROOT).unwrap(), page));
     }
@@ -85,7 +86,7 @@ fn old_pools_are_given_back_with_their_last_entry() {
     let s = z.stats();
     assert_eq!((s.stored_pages, s.pool_total_size), (0, 0));
     // A switch with nothing stored gives the old pool back at once.
-    z.set_compressor("deflate").unwrap();
+    z.set_compressor(Compressor::Deflate { level: 6 }).unwrap();
     assert_eq!(z.live_areas_and_pools(), (1, 1));
 }
 
@@ -99,8 +100,12 @@ fn compressor_switches_are_not_capped() {
     let page = &pages()[0];
     let slot = z.swap_out(page, GroupId::ROOT).unwrap();
     for i in 0..(1usize << 16) + 100 {
-        z.set_compressor(if i % 2 == 0 { "deflate" } else { "lz4" })
-            .unwrap();
+        z.set_compressor(if i % 2 == 0 {
+            Compressor::Deflate { level: 6 }
+        } else {
+            Compressor::lz4()
+        })
+        .unwrap();
     }
     // The first pool still holds its entry; the rest came and went.
     assert_eq!(z.live_areas_and_pools(), (1, 2));

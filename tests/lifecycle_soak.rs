@@ -275,7 +275,8 @@ fn churn(
             let names = Compressor::names();
             while !stop.load(Ordering::Relaxed) {
                 let n = c.switches.fetch_add(1, Ordering::Relaxed);
-                z.set_compressor(names[n % names.len()]).unwrap();
+                z.set_compressor(names[n % names.len()].parse().unwrap())
+                    .unwrap();
                 if n % 16 == 0 {
                     z.compact();
                 }
@@ -337,7 +338,7 @@ fn churn_soak() {
     // 300 KiB) is made at its first use of each codec: make it now.
     let mut back = vec![0u8; PAGE_SIZE];
     for name in Compressor::names() {
-        z.set_compressor(name).unwrap();
+        z.set_compressor(name.parse().unwrap()).unwrap();
         let slot = z.swap_out(&pages[0], GroupId::ROOT).unwrap();
         z.swap_in(slot, &mut back).unwrap();
     }

@@ -49,11 +49,9 @@ fn codecs_and_pool_allocate_nothing_in_steady_state() {
     let pages = sample_pages();
     // Steady state for the pool means spans with room exist: each round
     // frees everything, so let the classes keep their empty spans.
-    let pool = ZsPool::new(PoolConfig {
-        cached_spans_per_class: 8,
-        ..PoolConfig::default()
-    })
-    .unwrap();
+    let mut cfg = PoolConfig::default();
+    cfg.cached_spans_per_class = 8;
+    let pool = ZsPool::new(cfg).unwrap();
     let mut dst = vec![0u8; 4096];
     let mut back = vec![0u8; 4096];
     let mut handles = Vec::with_capacity(pages.len());

@@ -5,8 +5,8 @@
 
 use zswap::testing::{random_page, sample_pages};
 use zswap::{
-    Error, FileDevice, GroupId, GroupStats, Groups, LruPolicy, MemDevice, NodeId, PoolLimit,
-    ShrinkResult, SwapSlot, Zswap, ZswapConfig, PAGE_SIZE,
+    Compressor, Error, FileDevice, GroupId, GroupStats, Groups, LruPolicy, MemDevice, NodeId,
+    PoolLimit, ShrinkResult, SwapSlot, Zswap, ZswapConfig, PAGE_SIZE,
 };
 
 /// The real sample without its same-filled pages.
@@ -118,7 +118,7 @@ fn bad_input_is_typed() {
         Err(Error::NodeOutOfRange { .. })
     ));
     assert!(matches!(
-        z.set_compressor("brotli"),
+        "brotli".parse::<Compressor>(),
         Err(Error::UnknownCompressor(_))
     ));
     // Offline with a page still charged: kept, but refused new pages.
@@ -264,7 +264,8 @@ fn second_chance_then_writeback_and_compressor_switch() {
     let z = zswap(1 << 30, &groups);
     let pages = pages();
     let a = z.swap_out(&pages[0], g).unwrap();
-    z.set_compressor("deflate").unwrap();
+    z.set_compressor(Compressor::by_name("deflate").unwrap())
+        .unwrap();
     let b = z.swap_out(&pages[1], g).unwrap();
     // The first scan only clears the referenced marks (rotations).
     assert_eq!(z.scan(NodeId::ZERO, g, 2).unwrap(), 0);

@@ -11,8 +11,8 @@
 use loom::sync::Arc;
 use loom::thread;
 use zswap::{
-    AreaId, GroupId, Groups, MemDevice, NodeId, PoolLimit, SwapSlot, Topology, Zswap, ZswapConfig,
-    PAGE_SIZE,
+    AreaId, Compressor, GroupId, Groups, MemDevice, NodeId, PoolLimit, SwapSlot, Topology, Zswap,
+    ZswapConfig, PAGE_SIZE,
 };
 use zswap_loom_tests::model;
 
@@ -64,7 +64,7 @@ fn old_pool_free_vs_load() {
         let (a, b) = (half_noise(1), half_noise(2));
         assert!(z.store(slot(0), &a, GroupId::ROOT, N0).unwrap());
         assert!(z.store(slot(1), &b, GroupId::ROOT, N0).unwrap());
-        z.set_compressor("deflate:1").unwrap();
+        z.set_compressor(Compressor::Deflate { level: 1 }).unwrap();
         assert_eq!(z.live_areas_and_pools(), (1, 2));
         let loader = {
             let z = z.clone();

@@ -10,12 +10,11 @@ use zswap::{Error, Handle, PoolConfig, ZsPool};
 use zswap_loom_tests::model;
 
 fn tiny() -> ZsPool {
-    ZsPool::new(PoolConfig {
-        page_size: 256,
-        max_span_pages: 1,
-        cached_spans_per_class: 0,
-    })
-    .unwrap()
+    let mut cfg = PoolConfig::default();
+    cfg.page_size = 256;
+    cfg.max_span_pages = 1;
+    cfg.cached_spans_per_class = 0;
+    ZsPool::new(cfg).unwrap()
 }
 
 fn obj(i: u8) -> [u8; 16] {

@@ -9,8 +9,8 @@
 use loom::sync::Arc;
 use loom::thread;
 use zswap::{
-    AreaId, GroupId, Groups, LruPolicy, MemDevice, NodeId, PoolLimit, SwapSlot, Topology, Zswap,
-    ZswapConfig, PAGE_SIZE,
+    AreaId, Compressor, GroupId, Groups, LruPolicy, MemDevice, NodeId, PoolLimit, SwapSlot,
+    Topology, Zswap, ZswapConfig, PAGE_SIZE,
 };
 use zswap_loom_tests::model;
 
@@ -292,7 +292,9 @@ fn compressor_switch_vs_store_vs_last_free() {
         };
         let switcher = {
             let z = z.clone();
-            spawn(Box::new(move || z.set_compressor("deflate:1").unwrap()))
+            spawn(Box::new(move || {
+                z.set_compressor(Compressor::Deflate { level: 1 }).unwrap()
+            }))
         };
         let storer = {
             let z = z.clone();

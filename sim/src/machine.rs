@@ -12,8 +12,8 @@ use anyhow::{bail, Context};
 use indicatif::ProgressBar;
 use serde::Serialize;
 use zswap::{
-    Error, FileDevice, GroupId, Groups, LruPolicy, PoolLimit, SwapSlot, Topology, Zswap,
-    ZswapConfig, PAGE_SIZE,
+    Checksummed, Error, FileDevice, GroupId, Groups, LruPolicy, PoolLimit, SwapSlot, Topology,
+    Zswap, ZswapConfig, PAGE_SIZE,
 };
 
 use crate::pages::{Contents, PageSource};
@@ -90,13 +90,15 @@ pub fn policy_name(p: LruPolicy) -> &'static str {
 /// A swap file in the temporary directory, unlinked as soon as it is open:
 /// the device keeps its descriptor, and nothing is left behind however the
 /// run ends (an error, Ctrl-C, a kill).
-fn swap_file(pages: u64, direct: bool) -> anyhow::Result<FileDevice> {
+/// Checksummed, as the crate's file devices are by default.
+fn swap_file(pages: u64, direct: bool) -> anyhow::Result<Checksummed<FileDevice>> {
     let dir = std::env::temp_dir();
     let device = FileDevice::temp_in(&dir, pages, direct)
         .with_context(|| format!("creating a swap file in {}", dir.display()))?;
     // The device's own removal on drop then finds nothing, which it allows.
-    std::fs::remove_file(device.path())
-        .with_context(|| format!("unlinking the swap file {}", device.path().display()))?;
+    let path = device.inner().path();
+    std::fs::remove_file(path)
+        .with_context(|| format!("unlinking the swap file {}", path.display()))?;
     Ok(device)
 }
 
@@ -109,7 +111,7 @@ pub fn run(
     let groups = Groups::new();
     let zswap = Zswap::new(
         ZswapConfig::default()
-            .compressor(&spec.compressor)
+            .compressor(spec.compressor.parse()?)
             .max_pool(PoolLimit::Bytes(spec.pool_bytes))
             .shrinker(spec.shrinker)
             .lru_policy(spec.policy)
@@ -433,6 +435,8 @@ fn report(
             decompress_fail: z.decompress_fail,
         },
         timeline,
+        trace: None,
+        check: None,
     })
 }
 

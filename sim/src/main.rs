@@ -156,6 +156,10 @@ macro_rules! outln {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = output::remove_temps_on_signals() {
+        eprintln!("zswap-sim: error: {e:#}");
+        return ExitCode::FAILURE;
+    }
     match real_main(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -215,6 +219,9 @@ fn fits_in_memory(what: &str, pages: u64) -> anyhow::Result<()> {
 }
 
 fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
+    if a.accesses == Some(0) {
+        bail!("--accesses 0: nothing would be simulated (give at least 1)");
+    }
     if let Some(r) = a.ram_pages {
         fits_in_memory("--ram-pages", r as u64)?;
     }
@@ -241,15 +248,14 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         vec![a.policy.into()]
     };
-    // (spec, what it shows) per run group.
-    let mut jobs: Vec<(Vec<RunSpec>, Option<scenario::Scenario>)> = Vec::new();
+    // (specs, the scenario they run, the trace they replay) per run group.
+    let mut jobs: Vec<Jobs> = Vec::new();
     if let Some(path) = &a.trace {
         let limit = a.accesses.unwrap_or(10_000_000);
-        let keys = std::sync::Arc::new(trace::read(path, a.trace_format, limit)?);
-        let mut distinct: Vec<u64> = keys.to_vec();
-        distinct.sort_unstable();
-        distinct.dedup();
-        let ram = a.ram_pages.unwrap_or((distinct.len() / 4).max(16));
+        let trace = trace::read(path, a.trace_format, limit)?;
+        let distinct = trace.stats.distinct_pages;
+        let keys = std::sync::Arc::new(trace.pages);
+        let ram = a.ram_pages.unwrap_or((distinct as usize / 4).max(16));
         let name = path
             .file_name()
             .map_or("trace".into(), |n| n.to_string_lossy().into_owned());
@@ -259,9 +265,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
                 name: format!("trace {name}"),
                 tenants: vec![TenantSpec {
                     name: "trace".into(),
-                    pattern: workload::Pattern::Uniform {
-                        pages: distinct.len() as u64,
-                    },
+                    pattern: workload::Pattern::Uniform { pages: distinct },
                     ram_pages: ram,
                     zswap_max: None,
                     writeback: true,
@@ -280,7 +284,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
                 direct_io: a.direct_io,
             })
             .collect();
-        jobs.push((specs, None));
+        jobs.push((specs, None, Some(trace.stats)));
     } else {
         let names: Vec<&str> = if a.scenario == "all" {
             scenario::NAMES[1..].to_vec()
@@ -301,17 +305,17 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
                     ..s.spec(p, &a.compressor, a.accesses, a.seed)
                 })
                 .collect();
-            jobs.push((specs, Some(s)));
+            jobs.push((specs, Some(s), None));
         }
     }
 
     let mut all: Vec<Vec<Report>> = Vec::new();
     let mut failed = Vec::new();
-    for (specs, scen) in &jobs {
+    for (specs, scen, trace) in &jobs {
         let mut reports = Vec::new();
         for spec in specs {
             let bar = (!a.quiet).then(|| progress(spec));
-            let r = machine::run(spec, &source, bar.as_ref())?;
+            let mut r = machine::run(spec, &source, bar.as_ref())?;
             if let Some(b) = bar {
                 b.finish_and_clear();
             }
@@ -321,10 +325,18 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
                     r.corrupt()
                 );
             }
+            r.trace.clone_from(trace);
+            if let Some(s) = scen {
+                let c = check(s, &r, &source, a.pages.is_some());
+                if !c.ok && r.policy == "group-aware" {
+                    failed.push(s.name.to_string());
+                }
+                r.check = Some(c);
+            }
             reports.push(r);
         }
         if !a.json {
-            print_runs(&reports, scen.as_ref(), &mut failed);
+            print_runs(&reports, scen.as_ref());
         }
         all.push(reports);
     }
@@ -348,17 +360,64 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     if failed.is_empty() {
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("zswap-sim: scenario check failed: {}", failed.join(", "));
+        eprintln!(
+            "zswap-sim: scenario check failed: {} ({} says what was expected and measured)",
+            failed.join(", "),
+            if a.json {
+                "each run's \"check\""
+            } else {
+                "the table"
+            }
+        );
         Ok(ExitCode::FAILURE)
+    }
+}
+
+/// One group of runs: their specs, the scenario they run, the trace they
+/// replay.
+type Jobs = (
+    Vec<RunSpec>,
+    Option<scenario::Scenario>,
+    Option<trace::TraceStats>,
+);
+
+/// Holds `r` to what `s` expects. A failure on page data that is mostly
+/// same-filled says why: zswap keeps such a page as one word that charges
+/// no pool bytes, so limits are never reached and nothing is written back.
+fn check(
+    s: &scenario::Scenario,
+    r: &Report,
+    source: &PageSource,
+    own_pages: bool,
+) -> report::Check {
+    let (ok, measured) = (s.check)(r);
+    let share = source.same_filled_share();
+    let why = (!ok && share >= 0.5).then(|| {
+        format!(
+            "{:.0}% of the {} pages are same-filled (mostly zero pages): zswap keeps each \
+             as one word that charges no pool bytes, so limits are rarely reached and \
+             little is written back; capture a busier process, or run without --pages \
+             for the embedded sample",
+            share * 100.0,
+            if own_pages { "--pages" } else { "sample" }
+        )
+    });
+    report::Check {
+        ok,
+        expected: s.expected.to_string(),
+        measured,
+        why,
     }
 }
 
 fn progress(spec: &RunSpec) -> ProgressBar {
     let bar = ProgressBar::new(spec.accesses);
     bar.set_style(
-        ProgressStyle::with_template("{msg:28} [{bar:40}] {percent:>3}% {elapsed}/{eta}")
-            .expect("a valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{msg:28} [{bar:40}] {percent:>3}% · {elapsed} elapsed · {eta} left",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
     );
     bar.set_message(format!(
         "{} ({})",
@@ -368,7 +427,7 @@ fn progress(spec: &RunSpec) -> ProgressBar {
     bar
 }
 
-fn print_runs(reports: &[Report], scen: Option<&scenario::Scenario>, failed: &mut Vec<String>) {
+fn print_runs(reports: &[Report], scen: Option<&scenario::Scenario>) {
     if let Some(s) = scen {
         match s.mirrors {
             Some(k) => outln!("== {} (the kernel's {k}): {}", s.name, s.does),
@@ -377,15 +436,17 @@ fn print_runs(reports: &[Report], scen: Option<&scenario::Scenario>, failed: &mu
     }
     for r in reports {
         emit(&report::table(r));
-        if let Some(s) = scen {
-            let (ok, says) = (s.check)(r);
-            if r.policy == "group-aware" {
-                outln!("{} {says}", if ok { "shows:" } else { "FAILED:" });
-                if !ok {
-                    failed.push(s.name.to_string());
-                }
+        if let Some(c) = &r.check {
+            if r.policy != "group-aware" {
+                outln!("under global-lru: {}", c.measured);
+            } else if c.ok {
+                outln!("shows: {}", c.measured);
             } else {
-                outln!("under global-lru: {says}");
+                outln!("FAILED: expected {}", c.expected);
+                outln!("        measured {}", c.measured);
+                if let Some(why) = &c.why {
+                    outln!("        why: {why}");
+                }
             }
         }
         outln!();
@@ -393,5 +454,33 @@ fn print_runs(reports: &[Report], scen: Option<&scenario::Scenario>, failed: &mu
     if let [a, b] = reports {
         emit(&report::compare(a, b));
         outln!();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bar says what its times are ("13s elapsed · 5s left"), not
+    /// two bare durations with a slash between.
+    #[test]
+    fn the_progress_bar_reads_naturally() {
+        use indicatif::{InMemoryTerm, ProgressDrawTarget};
+        let spec =
+            scenario::by_name("usage")
+                .unwrap()
+                .spec(LruPolicy::PerGroup, "lz4", Some(1_000), 1);
+        let bar = progress(&spec);
+        let term = InMemoryTerm::new(2, 160);
+        bar.set_draw_target(ProgressDrawTarget::term_like(Box::new(term.clone())));
+        bar.set_position(500);
+        bar.tick();
+        let shown = term.contents();
+        assert!(shown.starts_with("usage (group-aware)"), "{shown}");
+        assert!(shown.contains(" 50% · "), "{shown}");
+        assert!(
+            shown.contains(" elapsed · ") && shown.trim_end().ends_with(" left"),
+            "{shown}"
+        );
     }
 }

@@ -4,12 +4,73 @@
 //! file and leaves no half-written output behind. A target that is not a
 //! regular file (a device node, FIFO, directory, symbolic link) is never
 //! replaced, and a target is checked before a run ([`check_target`]).
+//!
+//! Every temporary file is made through [`create_temp`], which records it;
+//! on SIGINT, SIGTERM or SIGHUP ([`remove_temps_on_signals`]) the recorded
+//! files are removed before the process dies of the signal.
 
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use anyhow::Context;
+
+/// The temporary files that exist now. A file is made and recorded under
+/// the lock, and the signal handler removes them under it and never lets
+/// go: no file can be made after its sweep and outlive the process.
+static TEMPS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn temps() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    TEMPS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Creates the temporary file `path` and records it for the signal sweep.
+fn create_temp(path: &Path) -> std::io::Result<File> {
+    let mut t = temps();
+    let f = File::create(path)?;
+    t.push(path.to_path_buf());
+    Ok(f)
+}
+
+/// Removes the temporary file `path` (if it is still there: a committed
+/// one was renamed) and forgets it.
+fn remove_temp(path: &Path) {
+    let mut t = temps();
+    let _ = fs::remove_file(path);
+    t.retain(|p| p != path);
+}
+
+/// Forgets `path`, renamed into place.
+fn forget_temp(path: &Path) {
+    temps().retain(|p| p != path);
+}
+
+/// Starts a thread that, on SIGINT, SIGTERM or SIGHUP, removes every
+/// temporary file and then dies of the signal as it would have (exit
+/// status 128 + the signal's number to the shell).
+pub fn remove_temps_on_signals() -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .context("installing the signal handlers")?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                let mut t = temps();
+                for p in t.drain(..) {
+                    let _ = fs::remove_file(p);
+                }
+                // Die of the signal, holding the lock: nothing new is made.
+                let _ = signal_hook::low_level::emulate_default_handler(sig);
+                std::process::exit(128 + sig);
+            }
+        })
+        .context("starting the signal thread")?;
+    Ok(())
+}
 
 /// Checks that `path` can take an output file: its directory exists and
 /// is writable (a probe file is made and removed there), and `path` is
@@ -38,9 +99,9 @@ pub fn check_target(path: &Path) -> anyhow::Result<()> {
         anyhow::bail!("{}: no directory {}", path.display(), dir.display());
     }
     let probe = temp_beside(path);
-    File::create(&probe)
-        .and_then(|_| fs::remove_file(&probe))
-        .with_context(|| format!("{}: cannot write in {}", path.display(), dir.display()))
+    let made = create_temp(&probe).map(drop);
+    remove_temp(&probe);
+    made.with_context(|| format!("{}: cannot write in {}", path.display(), dir.display()))
 }
 
 /// Writes `bytes` to `path` atomically.
@@ -48,13 +109,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     check_target(path)?;
     let tmp = temp_beside(path);
     let r = (|| -> std::io::Result<()> {
-        let mut f = File::create(&tmp)?;
+        let mut f = create_temp(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         fs::rename(&tmp, path)
     })();
-    if r.is_err() {
-        let _ = fs::remove_file(&tmp);
+    match r {
+        Ok(()) => forget_temp(&tmp),
+        Err(_) => remove_temp(&tmp),
     }
     r.with_context(|| format!("writing {}", path.display()))
 }
@@ -74,7 +136,7 @@ impl AtomicFile {
     pub fn create(path: &Path) -> anyhow::Result<Self> {
         check_target(path)?;
         let tmp = temp_beside(path);
-        let file = File::create(&tmp).with_context(|| format!("creating {}", path.display()))?;
+        let file = create_temp(&tmp).with_context(|| format!("creating {}", path.display()))?;
         Ok(AtomicFile {
             path: path.to_path_buf(),
             tmp,
@@ -97,6 +159,9 @@ impl AtomicFile {
             f.sync_all()?;
             fs::rename(&self.tmp, &self.path)
         })();
+        if r.is_ok() {
+            forget_temp(&self.tmp);
+        }
         r.with_context(|| format!("writing {}", self.path.display()))
     }
 }
@@ -104,7 +169,7 @@ impl AtomicFile {
 impl Drop for AtomicFile {
     fn drop(&mut self) {
         // After a commit the file is gone (renamed); otherwise it is partial.
-        let _ = fs::remove_file(&self.tmp);
+        remove_temp(&self.tmp);
     }
 }
 

@@ -28,6 +28,7 @@ pub enum Contents {
 pub struct PageSource {
     real: Arc<Vec<u8>>,
     random: Arc<Vec<u8>>,
+    same_filled: f64,
 }
 
 impl PageSource {
@@ -46,10 +47,22 @@ impl PageSource {
         }
         let mut rng = Rng::new(0x5eed);
         let random: Vec<u8> = (0..64 * PAGE_SIZE).map(|_| rng.next_u64() as u8).collect();
+        let same = real
+            .chunks_exact(PAGE_SIZE)
+            .filter(|p| same_filled(p))
+            .count();
         Ok(PageSource {
+            same_filled: same as f64 / (real.len() / PAGE_SIZE) as f64,
             real: Arc::new(real),
             random: Arc::new(random),
         })
+    }
+
+    /// The share of the real pages that are same-filled (one 8-byte word
+    /// repeated; zero pages above all), which zswap keeps as one word and
+    /// charges nothing for.
+    pub fn same_filled_share(&self) -> f64 {
+        self.same_filled
     }
 
     /// The page `key` of a tenant salted `salt` holds. The same key always
@@ -61,6 +74,13 @@ impl PageSource {
             Contents::Incompressible => nth(&self.random, h),
         }
     }
+}
+
+/// Whether a page is one 8-byte word repeated, as zswap's
+/// `zswap_is_page_same_filled` tests.
+fn same_filled(page: &[u8]) -> bool {
+    let first = &page[..8];
+    page.chunks_exact(8).all(|w| w == first)
 }
 
 fn nth(pages: &[u8], h: u64) -> &[u8] {

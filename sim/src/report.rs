@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::trace::TraceStats;
 use crate::workload::Pattern;
 
 /// One run's results.
@@ -31,6 +32,27 @@ pub struct Report {
     pub global: GlobalReport,
     /// Pool bytes and writebacks over time.
     pub timeline: Vec<Sample>,
+    /// What the trace held (trace runs only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<TraceStats>,
+    /// The scenario's check of what the run should show (scenario runs
+    /// only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check: Option<Check>,
+}
+
+/// A scenario's check of one run: what it expects, what was measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct Check {
+    /// Whether the run showed it. Only group-aware runs are held to it.
+    pub ok: bool,
+    /// What the scenario expects, in words and thresholds.
+    pub expected: String,
+    /// What the run measured.
+    pub measured: String,
+    /// Why it may have failed, when the inputs explain it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
 }
 
 /// One tenant group's results.
@@ -201,6 +223,17 @@ pub fn table(r: &Report) -> String {
         gl.reject_compress_poor,
         r.corrupt()
     );
+    if let Some(t) = &r.trace {
+        let _ = writeln!(
+            s,
+            "trace: {} requests · {} distinct keys · {} MiB requested · {} page accesses · {} distinct pages",
+            t.requests,
+            t.distinct_keys,
+            mib(t.bytes),
+            t.page_accesses,
+            t.distinct_pages
+        );
+    }
     s
 }
 

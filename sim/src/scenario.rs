@@ -28,7 +28,10 @@ pub struct Scenario {
     pub accesses: u64,
     /// Whether the shrink worker runs.
     pub shrinker: bool,
-    /// What the run shows, and whether it did (group-aware runs only).
+    /// What the run should show, in words and thresholds.
+    pub expected: &'static str,
+    /// Whether the run showed it (group-aware runs only), and what it
+    /// measured.
     pub check: fn(&Report) -> (bool, String),
 }
 
@@ -118,6 +121,10 @@ pub fn by_name(name: &str) -> Option<Scenario> {
             pool_bytes: 12 * MIB,
             accesses: 3_000_000,
             shrinker: true,
+            expected:
+                "batch and cache write back pages of their own (zswpwb > 0 between them), the \
+                global limit is hit (pool_limit_hit > 0), and every swap-in returns the page that \
+                went out",
             check: |r| {
                 let limited = group(r, "batch").zswpwb + group(r, "cache").zswpwb;
                 let foreign: u64 = r.groups.iter().map(|g| g.foreign_writebacks).sum();
@@ -141,6 +148,8 @@ pub fn by_name(name: &str) -> Option<Scenario> {
             pool_bytes: 256 * MIB,
             accesses: 40_000,
             shrinker: true,
+            expected:
+                "the group stores pages in zswap (zswpout > 0) and is charged pool bytes (peak > 0)",
             check: |r| {
                 let g = group(r, "app");
                 (
@@ -164,6 +173,8 @@ pub fn by_name(name: &str) -> Option<Scenario> {
             pool_bytes: 256 * MIB,
             accesses: 20_000,
             shrinker: true,
+            expected:
+                "nothing goes to zswap (zswpout = 0) and faults read the swap file (disk reads > 0)",
             check: |r| {
                 let g = group(r, "app");
                 (
@@ -183,6 +194,8 @@ pub fn by_name(name: &str) -> Option<Scenario> {
             pool_bytes: 256 * MIB,
             accesses: 20_000,
             shrinker: true,
+            expected:
+                "faults are served by zswap (zswpin > 0) and never by the disk (disk reads = 0)",
             check: |r| {
                 let g = group(r, "app");
                 (
@@ -202,6 +215,7 @@ pub fn by_name(name: &str) -> Option<Scenario> {
             pool_bytes: 256 * MIB,
             accesses: 30_000,
             shrinker: true,
+            expected: "the group writes its own pages back (zswpwb > 0)",
             check: |r| {
                 let g = group(r, "app");
                 (
@@ -227,6 +241,9 @@ pub fn by_name(name: &str) -> Option<Scenario> {
             pool_bytes: 256 * MIB,
             accesses: 30_000,
             shrinker: true,
+            expected:
+                "nothing is written back (zswpwb = 0) and pages that fit nowhere stay resident \
+                (kept resident > 0)",
             check: |r| {
                 let g = group(r, "app");
                 (
@@ -257,6 +274,9 @@ pub fn by_name(name: &str) -> Option<Scenario> {
             pool_bytes: 256 * MIB,
             accesses: 60_000,
             shrinker: false,
+            expected:
+                "wb writes back its own pages (zswpwb > 0) and control loses none (zswpwb = 0, \
+                foreign = 0)",
             check: |r| {
                 let (c, wb) = (group(r, "control"), group(r, "wb"));
                 (
@@ -280,6 +300,7 @@ pub fn by_name(name: &str) -> Option<Scenario> {
             pool_bytes: 256 * MIB,
             accesses: 20_000,
             shrinker: true,
+            expected: "random pages are stored as-is (stored_incompressible_pages > 0)",
             check: |r| {
                 let n = r.global.stored_incompressible_pages;
                 (

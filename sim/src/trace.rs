@@ -6,27 +6,39 @@
 //!   byte address. Lines starting with `#` are skipped.
 //! - `libcachesim-csv`: libCacheSim's CSV with a header naming the columns
 //!   (for example `version,time,op,size,lbn`, or
-//!   `time,obj_id,obj_size,next_access_vtime`). Keys are taken from `lbn`
-//!   or `lba` (512-byte sectors), `offset`/`addr` (bytes), or `obj_id`/`key`/
-//!   `id` (object ids, each object its own run of pages); sizes from
-//!   `size`/`obj_size`/`len`.
+//!   `time,obj_id,obj_size,next_access_vtime`). Keys are taken from `lbn`,
+//!   `lba`, `sector`, `obj_id`, `key` or `id` (block numbers), or from
+//!   `offset`/`addr` (bytes); sizes from `size`/`obj_size`/`len`.
 //! - `oracle-general`: libCacheSim's 24-byte binary records (`u32 time,
 //!   u64 obj_id, u32 obj_size, i64 next_access_vtime`, little-endian), as
 //!   its public traces (cloudPhysicsIO among them) are published;
 //!   `.zst`-compressed files are read as they are.
 //!
-//! A request of `size` bytes touches every page it covers (at most
-//! [`MAX_PAGES_PER_REQUEST`]). Malformed input is an error naming the line
-//! (or record) — never a silently skipped request.
+//! # One mapping for every format
+//!
+//! A key is a byte address where its column says so (`offset`, `addr`, the
+//! plain CSV's key) and otherwise a block number of 512-byte sectors: the
+//! CSV's `lbn` and oracleGeneral's `obj_id` alike, since libCacheSim's
+//! oracleGeneral encoding of a block trace keeps the block number as the
+//! object id. A request at byte address `a` (`a = block × 512`) of `size`
+//! bytes touches pages `⌊a / 4096⌋` to `⌈(a + max(size, 1)) / 4096⌉ − 1`,
+//! at most [`MAX_PAGES_PER_REQUEST`] of them. So the CSV and oracleGeneral
+//! encodings of one trace give the same page stream. The arithmetic is in
+//! 128 bits and the largest page number, `(2⁶⁴ − 1) × 512 / 4096 + 2²⁰`,
+//! is below 2⁶², so every id maps, none wraps, and none needs folding.
+//!
+//! Malformed input is an error naming the line (or record) — never a
+//! silently skipped request.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
+use std::collections::HashSet;
+
 use anyhow::{bail, Context};
 use clap::ValueEnum;
-
-use crate::workload::mix;
+use serde::Serialize;
 
 /// Pages one request may touch; larger requests are cut.
 pub const MAX_PAGES_PER_REQUEST: u64 = 64;
@@ -47,13 +59,102 @@ pub enum TraceFormat {
 /// How a key column addresses data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum KeyUnit {
+    /// A byte address.
     Bytes,
+    /// A block number of 512-byte sectors (`lbn`, `obj_id`).
     Sectors,
-    Object,
 }
 
-/// The page keys a trace touches, in order, at most `limit` of them.
-pub fn read(path: &Path, format: TraceFormat, limit: u64) -> anyhow::Result<Vec<u64>> {
+/// What a trace held, as the report states it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TraceStats {
+    /// Requests read (the last one possibly cut at the access limit).
+    pub requests: u64,
+    /// Distinct keys (block numbers, object ids or addresses) among them.
+    pub distinct_keys: u64,
+    /// Bytes the requests asked for (their sizes, summed).
+    pub bytes: u64,
+    /// Page accesses the requests make.
+    pub page_accesses: u64,
+    /// Distinct pages among those.
+    pub distinct_pages: u64,
+}
+
+/// A trace's page accesses in order, and what it held.
+pub struct Trace {
+    /// Page keys, one per page access.
+    pub pages: Vec<u64>,
+    /// The counts.
+    pub stats: TraceStats,
+}
+
+/// Collects the pages of requests, up to `limit` page accesses.
+struct Sink {
+    pages: Vec<u64>,
+    keys: HashSet<u64>,
+    requests: u64,
+    bytes: u64,
+    limit: u64,
+}
+
+impl Sink {
+    fn new(limit: u64) -> Self {
+        Sink {
+            pages: Vec::new(),
+            keys: HashSet::new(),
+            requests: 0,
+            bytes: 0,
+            limit,
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.pages.len() as u64 >= self.limit
+    }
+
+    /// Adds the pages of one request (see the module's mapping).
+    fn push(&mut self, unit: KeyUnit, key: u64, size: u64) {
+        if self.full() {
+            return;
+        }
+        self.requests += 1;
+        self.bytes = self.bytes.saturating_add(size);
+        self.keys.insert(key);
+        let start = match unit {
+            KeyUnit::Bytes => u128::from(key),
+            KeyUnit::Sectors => u128::from(key) * 512,
+        };
+        let end = start + u128::from(size.max(1));
+        let first = start / 4096;
+        let pages = (end.div_ceil(4096) - first).min(u128::from(MAX_PAGES_PER_REQUEST));
+        for i in 0..pages {
+            if self.full() {
+                return;
+            }
+            self.pages
+                .push(u64::try_from(first + i).expect("below 2^62, see the module"));
+        }
+    }
+
+    fn finish(self) -> Trace {
+        let mut distinct = self.pages.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        Trace {
+            stats: TraceStats {
+                requests: self.requests,
+                distinct_keys: self.keys.len() as u64,
+                bytes: self.bytes,
+                page_accesses: self.pages.len() as u64,
+                distinct_pages: distinct.len() as u64,
+            },
+            pages: self.pages,
+        }
+    }
+}
+
+/// The page accesses of a trace, in order, at most `limit` of them.
+pub fn read(path: &Path, format: TraceFormat, limit: u64) -> anyhow::Result<Trace> {
     let file = File::open(path).with_context(|| format!("opening trace {}", path.display()))?;
     let zst = path.extension().is_some_and(|e| e == "zst");
     let reader: Box<dyn Read> = if zst {
@@ -66,16 +167,16 @@ pub fn read(path: &Path, format: TraceFormat, limit: u64) -> anyhow::Result<Vec<
         TraceFormat::Auto => guess(path, &mut reader)?,
         f => f,
     };
-    let mut keys = Vec::new();
+    let mut sink = Sink::new(limit);
     match format {
-        TraceFormat::OracleGeneral => oracle(&mut reader, limit, &mut keys)?,
-        TraceFormat::Csv => csv(&mut reader, false, limit, &mut keys)?,
-        _ => csv(&mut reader, true, limit, &mut keys)?,
+        TraceFormat::OracleGeneral => oracle(&mut reader, &mut sink)?,
+        TraceFormat::Csv => csv(&mut reader, false, &mut sink)?,
+        _ => csv(&mut reader, true, &mut sink)?,
     }
-    if keys.is_empty() {
+    if sink.pages.is_empty() {
         bail!("trace {} holds no requests", path.display());
     }
-    Ok(keys)
+    Ok(sink.finish())
 }
 
 fn guess(path: &Path, r: &mut BufReader<Box<dyn Read>>) -> anyhow::Result<TraceFormat> {
@@ -105,34 +206,10 @@ fn guess(path: &Path, r: &mut BufReader<Box<dyn Read>>) -> anyhow::Result<TraceF
     }
 }
 
-/// Adds the pages of one request.
-fn push(keys: &mut Vec<u64>, unit: KeyUnit, key: u64, size: u64, limit: u64) {
-    let (first, pages) = match unit {
-        KeyUnit::Bytes | KeyUnit::Sectors => {
-            let start = if unit == KeyUnit::Sectors {
-                key.saturating_mul(512)
-            } else {
-                key
-            };
-            let end = start.saturating_add(size.max(1));
-            let first = start / 4096;
-            (first, (end.div_ceil(4096)).saturating_sub(first))
-        }
-        // Objects get their own region: the id's hash, pages after it.
-        KeyUnit::Object => (mix(key) & !0xfff, size.max(1).div_ceil(4096)),
-    };
-    for i in 0..pages.clamp(1, MAX_PAGES_PER_REQUEST) {
-        if keys.len() as u64 >= limit {
-            return;
-        }
-        keys.push(first.wrapping_add(i));
-    }
-}
-
-fn oracle(r: &mut impl Read, limit: u64, keys: &mut Vec<u64>) -> anyhow::Result<()> {
+fn oracle(r: &mut impl Read, sink: &mut Sink) -> anyhow::Result<()> {
     let mut rec = [0u8; 24];
     let mut n = 0u64;
-    while (keys.len() as u64) < limit {
+    while !sink.full() {
         match read_record(r, &mut rec) {
             Ok(0) => break,
             Ok(24) => {}
@@ -141,7 +218,7 @@ fn oracle(r: &mut impl Read, limit: u64, keys: &mut Vec<u64>) -> anyhow::Result<
         }
         let id = u64::from_le_bytes(rec[4..12].try_into().expect("8 bytes"));
         let size = u32::from_le_bytes(rec[12..16].try_into().expect("4 bytes"));
-        push(keys, KeyUnit::Object, id, u64::from(size), limit);
+        sink.push(KeyUnit::Sectors, id, u64::from(size));
         n += 1;
     }
     Ok(())
@@ -161,13 +238,13 @@ fn read_record(r: &mut impl Read, rec: &mut [u8; 24]) -> std::io::Result<usize> 
     Ok(got)
 }
 
-fn csv(r: &mut impl BufRead, header: bool, limit: u64, keys: &mut Vec<u64>) -> anyhow::Result<()> {
+fn csv(r: &mut impl BufRead, header: bool, sink: &mut Sink) -> anyhow::Result<()> {
     // Column of the key, its unit, and the size column (if any).
     let mut cols: Option<(usize, KeyUnit, Option<usize>)> =
         (!header).then_some((1, KeyUnit::Bytes, Some(2)));
     let mut line = String::new();
     let mut no = 0u64;
-    while (keys.len() as u64) < limit {
+    while !sink.full() {
         line.clear();
         no += 1;
         if r.read_line(&mut line)
@@ -200,7 +277,7 @@ fn csv(r: &mut impl BufRead, header: bool, limit: u64, keys: &mut Vec<u64>) -> a
             Some(c) => field(c, "size")?,
             None => 4096,
         };
-        push(keys, unit, key, size, limit);
+        sink.push(unit, key, size);
     }
     Ok(())
 }
@@ -216,7 +293,8 @@ fn header_columns(fields: &[&str]) -> anyhow::Result<(usize, KeyUnit, Option<usi
     } else if let Some(c) = find(&["offset", "addr", "address", "byte_offset"]) {
         (c, KeyUnit::Bytes)
     } else if let Some(c) = find(&["obj_id", "object_id", "key", "id", "obj"]) {
-        (c, KeyUnit::Object)
+        // A block number, as oracleGeneral's obj_id (see the module).
+        (c, KeyUnit::Sectors)
     } else {
         bail!(
             "no key column in {:?} (expected lbn, lba, offset, obj_id or key)",
@@ -260,9 +338,91 @@ mod tests {
     use super::*;
 
     fn keys_of(text: &str, header: bool) -> anyhow::Result<Vec<u64>> {
-        let mut k = Vec::new();
-        csv(&mut text.as_bytes(), header, u64::MAX, &mut k)?;
-        Ok(k)
+        let mut sink = Sink::new(u64::MAX);
+        csv(&mut text.as_bytes(), header, &mut sink)?;
+        Ok(sink.pages)
+    }
+
+    fn oracle_bytes(reqs: &[(u64, u32)]) -> Vec<u8> {
+        let mut data = Vec::new();
+        for (t, &(id, size)) in reqs.iter().enumerate() {
+            data.extend_from_slice(&(t as u32).to_le_bytes());
+            data.extend_from_slice(&id.to_le_bytes());
+            data.extend_from_slice(&size.to_le_bytes());
+            data.extend_from_slice(&(-1i64).to_le_bytes());
+        }
+        data
+    }
+
+    /// The CSV (block numbers in `lbn`, or in `obj_id`) and oracleGeneral
+    /// encodings of one block trace give the same page stream and the same
+    /// counts, extreme ids included.
+    #[test]
+    fn csv_and_oracle_encodings_of_one_trace_agree() {
+        let mut rng = crate::workload::Rng::new(11);
+        let mut reqs: Vec<(u64, u32)> = (0..2_000)
+            .map(|_| {
+                let block = match rng.below(4) {
+                    0 => rng.below(64),
+                    1 => rng.below(1 << 30),
+                    2 => u64::MAX - rng.below(1 << 20),
+                    _ => rng.next_u64(),
+                };
+                let size = [0, 512, 4096, 8192, 65_536, 1 << 20][rng.below(6) as usize];
+                (block, size)
+            })
+            .collect();
+        reqs.push((u64::MAX, u32::MAX));
+        let mut lbn = String::from("version,time,op,size,lbn\n");
+        let mut obj = String::from("time,obj_id,obj_size,next_access_vtime\n");
+        for (t, (id, size)) in reqs.iter().enumerate() {
+            lbn.push_str(&format!("1,{t},R,{size},{id}\n"));
+            obj.push_str(&format!("{t},{id},{size},-1\n"));
+        }
+        let read_csv = |text: &str| {
+            let mut sink = Sink::new(u64::MAX);
+            csv(&mut text.as_bytes(), true, &mut sink).unwrap();
+            sink.finish()
+        };
+        let mut sink = Sink::new(u64::MAX);
+        oracle(&mut &oracle_bytes(&reqs)[..], &mut sink).unwrap();
+        let (a, b, c) = (read_csv(&lbn), read_csv(&obj), sink.finish());
+        assert_eq!(a.pages, c.pages);
+        assert_eq!(b.pages, c.pages);
+        assert_eq!(a.stats, c.stats);
+        assert_eq!(c.stats.requests, reqs.len() as u64);
+        assert!(c.pages.iter().all(|&p| p < 1 << 62));
+    }
+
+    #[test]
+    fn counts_and_the_mapping() {
+        // Block 8 is byte 4096, page 1; an 8 KiB request there touches
+        // pages 1 and 2; a 512-byte one at block 9 page 1 again.
+        let t = {
+            let mut sink = Sink::new(u64::MAX);
+            oracle(
+                &mut &oracle_bytes(&[(8, 8192), (9, 512), (8, 4096)])[..],
+                &mut sink,
+            )
+            .unwrap();
+            sink.finish()
+        };
+        assert_eq!(t.pages, [1, 2, 1, 1]);
+        assert_eq!(
+            t.stats,
+            TraceStats {
+                requests: 3,
+                distinct_keys: 2,
+                bytes: 8192 + 512 + 4096,
+                page_accesses: 4,
+                distinct_pages: 2,
+            }
+        );
+        // The limit cuts page accesses, the request it cuts counted once.
+        let mut sink = Sink::new(3);
+        oracle(&mut &oracle_bytes(&[(0, 8192), (16, 8192)])[..], &mut sink).unwrap();
+        let t = sink.finish();
+        assert_eq!((t.pages.len(), t.stats.requests), (3, 2));
     }
 
     #[test]
@@ -340,30 +500,25 @@ mod tests {
                     }
                 })
                 .collect();
-            let mut k = Vec::new();
-            let _ = csv(&mut &bytes[..], round % 3 == 0, 1000, &mut k);
-            let _ = csv(&mut &bytes[..], false, 1000, &mut k);
-            let _ = oracle(&mut &bytes[..], 1000, &mut k);
-            assert!(k.len() <= 3000);
+            for header in [round % 3 == 0, false] {
+                let mut sink = Sink::new(1000);
+                let _ = csv(&mut &bytes[..], header, &mut sink);
+                assert!(sink.pages.len() <= 1000);
+            }
+            let mut sink = Sink::new(1000);
+            let _ = oracle(&mut &bytes[..], &mut sink);
+            assert!(sink.pages.len() <= 1000);
         }
     }
 
     #[test]
     fn oracle_records_and_truncation() {
-        let mut data = Vec::new();
-        for id in [7u64, 8, 7] {
-            data.extend_from_slice(&1u32.to_le_bytes());
-            data.extend_from_slice(&id.to_le_bytes());
-            data.extend_from_slice(&4096u32.to_le_bytes());
-            data.extend_from_slice(&(-1i64).to_le_bytes());
-        }
-        let mut k = Vec::new();
-        oracle(&mut &data[..], u64::MAX, &mut k).unwrap();
-        assert_eq!(k.len(), 3);
-        assert_eq!(k[0], k[2]);
-        assert_ne!(k[0], k[1]);
-        let mut k = Vec::new();
-        let e = oracle(&mut &data[..30], u64::MAX, &mut k).unwrap_err();
+        let data = oracle_bytes(&[(7 * 8, 4096), (8 * 8, 4096), (7 * 8, 4096)]);
+        let mut sink = Sink::new(u64::MAX);
+        oracle(&mut &data[..], &mut sink).unwrap();
+        assert_eq!(sink.pages, [7, 8, 7]);
+        let mut sink = Sink::new(u64::MAX);
+        let e = oracle(&mut &data[..30], &mut sink).unwrap_err();
         assert!(format!("{e:#}").contains("record 1"), "{e:#}");
     }
 }

@@ -1,7 +1,9 @@
 //! Runs the `zswap-sim` binary as a user would, on small inputs: the
 //! default scenario at a reduced size, `--json`, `--compare` on the
 //! no-invasive-shrink scenario, every test_zswap.c scenario, the trace
-//! formats, capture and advise, and each bad input (non-zero exit, a clear
+//! formats (and one trace in three encodings as one workload), capture and
+//! advise, a failed check's expected-versus-measured report, SIGTERM in
+//! the middle of a write, and each bad input (non-zero exit, a clear
 //! message, no output file left behind).
 
 use std::io::{BufRead, BufReader};
@@ -175,7 +177,7 @@ fn oracle_trace(path: &Path) {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        let id = (x % 64).pow(2); // skewed
+        let id = (x % 64).pow(2) * 8; // skewed; a 4 KiB block is 8 sectors
         data.extend_from_slice(&(t / 100).to_le_bytes());
         data.extend_from_slice(&id.to_le_bytes());
         data.extend_from_slice(&4096u32.to_le_bytes());
@@ -430,4 +432,219 @@ fn full_disk_leaves_no_half_written_file() {
         "{}",
         stdout(&o)
     );
+}
+
+/// `--accesses 0` is the same error with and without `--json` (the JSON
+/// run used to succeed where the table run failed its check).
+#[test]
+fn zero_accesses_is_one_error_in_both_modes() {
+    for json in [false, true] {
+        let mut args = vec!["--scenario", "usage", "--accesses", "0"];
+        if json {
+            args.push("--json");
+        }
+        let o = sim(&args);
+        assert!(!o.status.success(), "json {json}");
+        assert!(
+            stderr(&o).contains("--accesses 0: nothing would be simulated"),
+            "json {json}: {}",
+            stderr(&o)
+        );
+        assert!(stdout(&o).is_empty(), "json {json}: no half report");
+    }
+}
+
+/// A failed check says what was expected and what was measured, in the
+/// table and in the JSON alike, and both exit non-zero; on page data that
+/// is mostly zero pages it says why nothing was written back.
+#[test]
+fn a_failed_check_says_expected_measured_and_why() {
+    let d = scratch("zeros");
+    let zeros = d.join("zeros.pages");
+    let mut data = vec![0u8; 64 * 4096];
+    data[..4096].fill(7); // one page of real data among zero pages
+    data[4096..8192]
+        .iter_mut()
+        .enumerate()
+        .for_each(|(i, b)| *b = i as u8);
+    std::fs::write(&zeros, data).unwrap();
+    let args = [
+        "--scenario",
+        "writeback-enabled",
+        "--pages",
+        zeros.to_str().unwrap(),
+    ];
+    let o = sim(&args);
+    assert!(!o.status.success());
+    let out = stdout(&o);
+    assert!(
+        out.contains("FAILED: expected the group writes its own pages back (zswpwb > 0)"),
+        "{out}"
+    );
+    assert!(out.contains("measured zswpwb 0"), "{out}");
+    assert!(
+        out.contains("98% of the --pages pages are same-filled (mostly zero pages)"),
+        "{out}"
+    );
+    assert!(stderr(&o).contains("scenario check failed: writeback-enabled"));
+
+    let o = sim(&[&args[..], &["--json"]].concat());
+    assert!(!o.status.success(), "the JSON run fails its check too");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["check"]["ok"], false);
+    assert!(v["check"]["expected"]
+        .as_str()
+        .unwrap()
+        .contains("zswpwb > 0"));
+    assert!(v["check"]["measured"]
+        .as_str()
+        .unwrap()
+        .contains("zswpwb 0"));
+    assert!(v["check"]["why"].as_str().unwrap().contains("same-filled"));
+
+    // A passing run carries its check too, without a `why`.
+    let v = json(&sim(&["--scenario", "usage", "--json"]));
+    assert_eq!(v["check"]["ok"], true);
+    assert!(v["check"].get("why").is_none());
+}
+
+/// One block trace written as libCacheSim CSV (block numbers in `lbn`, and
+/// again in `obj_id`) and as oracleGeneral (the block number as the object
+/// id) is one workload: the same page accesses and the same counts, which
+/// the report states in the JSON and in the table. Ids up to u64::MAX map
+/// without overflow.
+#[test]
+fn a_trace_is_one_workload_in_every_format() {
+    let d = scratch("same-trace");
+    let (lbn, obj, bin) = (
+        d.join("t.csv"),
+        d.join("o.csv"),
+        d.join("t.oracleGeneral.bin"),
+    );
+    let mut lbn_text = String::from("version,time,op,size,lbn\n");
+    let mut obj_text = String::from("time,obj_id,obj_size,next_access_vtime\n");
+    let mut records = Vec::new();
+    let mut x = 7u64;
+    for t in 0..6_000u32 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let block = match t % 50 {
+            0 => u64::MAX - x % 64, // the far end of the id space
+            _ => (x % 1_500) * 3,   // unaligned blocks: requests share pages
+        };
+        let size = [512u32, 4096, 8192, 16_384][(x >> 20) as usize % 4];
+        lbn_text += &format!("1,{t},R,{size},{block}\n");
+        obj_text += &format!("{t},{block},{size},-1\n");
+        records.extend_from_slice(&t.to_le_bytes());
+        records.extend_from_slice(&block.to_le_bytes());
+        records.extend_from_slice(&size.to_le_bytes());
+        records.extend_from_slice(&(-1i64).to_le_bytes());
+    }
+    std::fs::write(&lbn, lbn_text).unwrap();
+    std::fs::write(&obj, obj_text).unwrap();
+    std::fs::write(&bin, records).unwrap();
+    let run = |p: &Path| json(&sim(&["--trace", p.to_str().unwrap(), "--json"]));
+    let (a, b, c) = (run(&lbn), run(&obj), run(&bin));
+    let t = &c["trace"];
+    assert_eq!(t["requests"], 6_000);
+    assert_eq!(a["trace"], *t);
+    assert_eq!(b["trace"], *t);
+    assert_eq!(a["accesses"], c["accesses"]);
+    assert_eq!(t["page_accesses"], c["accesses"]);
+    let distinct = t["distinct_pages"].as_u64().unwrap();
+    assert!(distinct > 100 && distinct < t["page_accesses"].as_u64().unwrap());
+    assert!(t["distinct_keys"].as_u64().unwrap() <= 1_500 + 64);
+    assert!(t["bytes"].as_u64().unwrap() >= 6_000 * 512);
+    // The same faults: one page stream, one deterministic memory model.
+    assert_eq!(a["groups"][0]["faults"], c["groups"][0]["faults"]);
+    let table = stdout(&sim(&["--trace", bin.to_str().unwrap()]));
+    assert!(
+        table.contains("trace: 6000 requests · ") && table.contains("distinct pages"),
+        "{table}"
+    );
+}
+
+/// SIGTERM in the middle of writing an output file removes the temporary
+/// file: the process dies of the signal and leaves nothing behind. The
+/// output is a `capture` of a child holding 256 MiB, signalled the moment
+/// its temporary file appears (skipped without ptrace rights).
+#[test]
+fn sigterm_mid_write_leaves_no_temporary_file() {
+    let d = scratch("sigterm");
+    // This test binary, asked to hold memory and wait (see below).
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "hold_memory_until_stdin_closes", "--ignored"])
+        .arg("--nocapture")
+        .env("ZSWAP_SIM_TEST_HOLD_MEMORY", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    while !line.starts_with("ready") {
+        line.clear();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "the holder died");
+    }
+    let out = d.join("big.pages");
+    let mut sim = Command::new(env!("CARGO_BIN_EXE_zswap-sim"))
+        .args(["capture", "--pid", &child.id().to_string()])
+        .args(["--out", out.to_str().unwrap()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let temp_exists = || {
+        std::fs::read_dir(&*d)
+            .unwrap()
+            .any(|e| e.unwrap().file_name().to_string_lossy().contains(".tmp-"))
+    };
+    let mut signalled = false;
+    let status = loop {
+        if let Some(status) = sim.try_wait().unwrap() {
+            break status;
+        }
+        if !signalled && temp_exists() {
+            let kill = Command::new("kill")
+                .args(["-TERM", &sim.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(kill.success());
+            signalled = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    };
+    drop(child.stdin.take());
+    let _ = child.wait();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut sim.stderr.take().unwrap(), &mut err).unwrap();
+    if !signalled {
+        // Refused (no ptrace rights) before any temporary file existed.
+        assert!(
+            !status.success() && err.contains("ptrace"),
+            "{status}: {err}"
+        );
+        eprintln!("skipped: {err}");
+        return;
+    }
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(15), "died of SIGTERM: {status} {err}");
+    assert!(!temp_exists(), "the temporary file was removed");
+    assert!(!out.exists(), "no output from an interrupted capture");
+}
+
+/// Not a test of its own (ignored, so it is never counted): the child of
+/// the SIGTERM test. Holds 256 MiB of non-zero anonymous memory, says
+/// "ready", and waits for stdin to close.
+#[test]
+#[ignore = "the SIGTERM test's child process, run by that test"]
+fn hold_memory_until_stdin_closes() {
+    if std::env::var_os("ZSWAP_SIM_TEST_HOLD_MEMORY").is_none() {
+        return;
+    }
+    let held = vec![0x5au8; 256 << 20];
+    println!("ready");
+    let mut sink = String::new();
+    let _ = std::io::stdin().read_line(&mut sink);
+    std::hint::black_box(&held);
 }

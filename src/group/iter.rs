@@ -53,6 +53,20 @@ impl Groups {
 }
 
 /// The online groups in pre-order, root first. Made by [`Groups::iter`].
+///
+/// ```
+/// use zswap::{GroupId, Groups};
+/// let groups = Groups::new();
+/// let a = groups.create(GroupId::ROOT)?;
+/// let a1 = groups.create(a)?;
+/// let b = groups.create(GroupId::ROOT)?;
+/// let order: Vec<GroupId> = groups.iter().collect();
+/// assert_eq!(order[0], GroupId::ROOT);
+/// assert_eq!(order.len(), 4);
+/// assert!(order.iter().position(|&g| g == a) < order.iter().position(|&g| g == a1));
+/// # let _ = b;
+/// # Ok::<(), zswap::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct PreOrder<'a> {
     groups: &'a Groups,

@@ -52,6 +52,19 @@ use crate::Error;
 /// index's generation. [`GroupId::ROOT`] always exists. An index is reused
 /// once its group is freed, under the next generation, so an id of a freed
 /// group is refused ([`Error::UnknownGroup`]) everywhere.
+///
+/// ```
+/// use zswap::{GroupId, Groups};
+/// let groups = Groups::new();
+/// let g = groups.create(GroupId::ROOT)?;
+/// assert_eq!(GroupId::from_raw(g.as_u64()), g); // round-trips through a u64
+/// groups.offline(g)?; // freed: nothing refers to it
+/// let h = groups.create(GroupId::ROOT)?;
+/// assert_eq!(h.index(), g.index()); // the index is reused...
+/// assert_ne!(h, g); // ...under the next generation
+/// assert!(groups.stats(g).is_err()); // so the stale id is refused
+/// # Ok::<(), zswap::Error>(())
+/// ```
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct GroupId(u64);
@@ -99,7 +112,25 @@ impl fmt::Display for GroupId {
 }
 
 /// A hierarchical counter snapshot of one group, named as in memory.stat.
+///
+/// ```
+/// use zswap::{GroupId, Groups, MemDevice, Zswap, ZswapConfig};
+/// let groups = Groups::new();
+/// let tenant = groups.create(GroupId::ROOT)?;
+/// let zswap = Zswap::new(ZswapConfig::default(), &groups)?;
+/// zswap.swapon(Box::new(MemDevice::new(16)))?;
+/// let page: Vec<u8> = (0..4096).map(|i| (i % 251) as u8).collect();
+/// let slot = zswap.swap_out(&page, tenant)?;
+/// let s = groups.stats(tenant)?;
+/// assert_eq!((s.zswpout, s.zswapped), (1, 1));
+/// assert!(s.zswap > 0); // compressed bytes charged
+/// assert_eq!(groups.stats(GroupId::ROOT)?.zswapped, 1); // hierarchical
+/// zswap.free(slot)?;
+/// assert_eq!(groups.stats(tenant)?.zswapped, 0);
+/// # Ok::<(), zswap::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct GroupStats {
     /// Bytes of compressed pool charged (`zswap`).
     pub zswap: u64,
@@ -139,6 +170,21 @@ pub(crate) enum GroupEvent {
 }
 
 /// A group's life cycle.
+///
+/// ```
+/// use zswap::{GroupId, GroupState, Groups, MemDevice, Zswap, ZswapConfig};
+/// let groups = Groups::new();
+/// let g = groups.create(GroupId::ROOT)?;
+/// let zswap = Zswap::new(ZswapConfig::default(), &groups)?;
+/// zswap.swapon(Box::new(MemDevice::new(4)))?;
+/// assert_eq!(groups.state(g)?, GroupState::Online);
+/// let slot = zswap.swap_out(&[1u8; 4096], g)?;
+/// groups.offline(g)?;
+/// assert_eq!(groups.state(g)?, GroupState::Offline); // its page refers to it
+/// zswap.free(slot)?;
+/// assert!(groups.state(g).is_err()); // the last reference went: freed
+/// # Ok::<(), zswap::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GroupState {
     /// Usable.

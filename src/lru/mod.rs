@@ -55,6 +55,19 @@ use crate::table::SegTable;
 use crate::{Error, GroupId, Groups, NodeId, Topology};
 
 /// What [`ListLru::del`] found.
+///
+/// ```
+/// use zswap::{Del, GroupId, Item, ListLru, NodeId, Topology};
+/// let lru = ListLru::new(&Topology::single());
+/// let item = Item::new("page");
+/// lru.add(&item, NodeId::ZERO, GroupId::ROOT)?;
+/// assert_eq!(lru.del(&item)?, Del::Removed);
+/// assert_eq!(lru.del(&item)?, Del::NotOnList);
+/// lru.add(&item, NodeId::ZERO, GroupId::ROOT)?;
+/// lru.isolate(&item)?; // a shrinker holds it now
+/// assert_eq!(lru.del(&item)?, Del::Isolated);
+/// # Ok::<(), zswap::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Del {
     /// The item was on a list and is now off it.
@@ -66,7 +79,28 @@ pub enum Del {
 }
 
 /// What a [`ListLru::scan_objects`] pass did.
+///
+/// ```
+/// use zswap::{GroupId, Item, ListLru, LruStatus, NodeId, Topology};
+/// let lru = ListLru::new(&Topology::single());
+/// let items: Vec<_> = (0..5).map(Item::new).collect();
+/// for i in &items {
+///     lru.add(i, NodeId::ZERO, GroupId::ROOT)?;
+/// }
+/// // Isolate the even ones among the three coldest.
+/// let scan = lru.scan_objects(NodeId::ZERO, GroupId::ROOT, 3, |g| {
+///     if *g.item() % 2 == 0 {
+///         g.isolate();
+///         zswap::LruStatus::Removed
+///     } else {
+///         LruStatus::Rotate
+///     }
+/// })?;
+/// assert_eq!((scan.scanned, scan.isolated), (3, 2));
+/// # Ok::<(), zswap::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Scan {
     /// Items shown to the callback.
     pub scanned: usize,

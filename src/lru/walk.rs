@@ -37,6 +37,28 @@ use super::list::{Guard, ListOne};
 use crate::{GroupId, NodeId};
 
 /// What a walk callback did with the item it was shown.
+///
+/// ```
+/// use zswap::{GroupId, Item, ListLru, LruStatus, NodeId, Topology};
+/// let lru = ListLru::new(&Topology::single());
+/// let items: Vec<_> = (0..4).map(Item::new).collect();
+/// for i in &items {
+///     lru.add(i, NodeId::ZERO, GroupId::ROOT)?;
+/// }
+/// let mut budget = 10;
+/// let mut seen = Vec::new();
+/// lru.walk_one(NodeId::ZERO, GroupId::ROOT, &mut budget, |g| {
+///     seen.push(*g.item());
+///     match *g.item() {
+///         0 => LruStatus::Rotate, // referenced: a second chance at the hot end
+///         1 => LruStatus::Skip,   // busy: leave it
+///         _ => LruStatus::Stop,   // enough
+///     }
+/// })?;
+/// assert_eq!(seen, [0, 1, 2]);
+/// assert_eq!(lru.count(), 4); // nothing isolated
+/// # Ok::<(), zswap::Error>(())
+/// ```
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LruStatus {
@@ -59,6 +81,22 @@ pub enum LruStatus {
 /// The callback's view of the item under the walker, and its only handle on
 /// the list lock. Given as `&mut` to the callback of
 /// [`ListLru::walk_one`](crate::ListLru::walk_one) and friends.
+///
+/// ```
+/// use zswap::{GroupId, Item, ListLru, LruStatus, NodeId, Topology};
+/// let lru = ListLru::new(&Topology::single());
+/// let item = Item::new(String::from("cold"));
+/// lru.add(&item, NodeId::ZERO, GroupId::ROOT)?;
+/// let mut budget = 1;
+/// lru.walk_one(NodeId::ZERO, GroupId::ROOT, &mut budget, |g| {
+///     let taken = g.isolate().expect("on this list");
+///     // Slow work (I/O) without the list lock; the walk then restarts.
+///     g.unlocked(|| assert_eq!(*taken, "cold"));
+///     LruStatus::RemovedRetry
+/// })?;
+/// assert_eq!(lru.count(), 0);
+/// # Ok::<(), zswap::Error>(())
+/// ```
 pub struct WalkGuard<'a, T> {
     list: &'a ListOne<T>,
     guard: Option<Guard<'a, T>>,

@@ -101,7 +101,32 @@ impl fmt::Display for Compressor {
     }
 }
 
+impl Default for Compressor {
+    /// [`Compressor::lz4`], the kernel's default.
+    fn default() -> Self {
+        Compressor::lz4()
+    }
+}
+
 impl Compressor {
+    /// What `lz4` names in this build: the C liblz4 with the `liblz4`
+    /// feature, lz4_flex without.
+    ///
+    /// ```
+    /// use zswap::Compressor;
+    /// assert_eq!(Compressor::lz4(), Compressor::by_name("lz4").unwrap());
+    /// ```
+    pub const fn lz4() -> Self {
+        #[cfg(feature = "liblz4")]
+        {
+            Compressor::Lz4C
+        }
+        #[cfg(not(feature = "liblz4"))]
+        {
+            Compressor::Lz4Flex
+        }
+    }
+
     /// The names [`by_name`](Self::by_name) accepts in this build (levels
     /// go after a colon: `zstd:9`, `deflate:1`).
     pub fn names() -> &'static [&'static str] {

@@ -39,9 +39,20 @@ use crate::Error;
 /// Allocation granularity: object sizes round up to this.
 pub const ALIGN: usize = 16;
 
-/// How a pool is shaped.
+/// How a pool is shaped. Start from the default and set fields (the
+/// struct may grow, so it is not built literally outside this crate):
+///
+/// ```
+/// use zswap::{PoolConfig, ZsPool};
+/// let mut cfg = PoolConfig::default();
+/// cfg.max_span_pages = 1;
+/// let pool = ZsPool::new(cfg)?;
+/// assert_eq!(pool.config().max_span_pages, 1);
+/// # Ok::<(), zswap::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[non_exhaustive]
 pub struct PoolConfig {
     /// The page size: the largest object, and the unit spans are made of.
     /// A power of two from 256 to 16384. Default 4096.
@@ -68,6 +79,18 @@ impl Default for PoolConfig {
 /// compaction does not change it. Its 64 bits are the class (8), the
 /// generation (28) and the id (28): see [`ZsPool`] for why a stale one is
 /// always refused.
+///
+/// ```
+/// use zswap::{Handle, PoolConfig, ZsPool};
+/// let pool = ZsPool::new(PoolConfig::default())?;
+/// let h = pool.insert(b"object")?;
+/// let raw = h.to_raw(); // to keep in a u64 field
+/// let back = Handle::from_raw(raw).unwrap();
+/// assert_eq!(pool.read(back, |b| b.len())?, 6);
+/// pool.free(back)?;
+/// assert!(pool.read(h, |_| ()).is_err()); // stale: refused
+/// # Ok::<(), zswap::Error>(())
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Handle(NonZeroU64);
 
@@ -115,7 +138,21 @@ impl fmt::Debug for Handle {
 }
 
 /// One class's figures.
+///
+/// ```
+/// use zswap::{PoolConfig, ZsPool};
+/// let pool = ZsPool::new(PoolConfig::default())?;
+/// for _ in 0..10 {
+///     pool.insert(&[1u8; 1000])?;
+/// }
+/// let class = pool.class_stats().into_iter().find(|c| c.objects > 0).unwrap();
+/// assert_eq!(class.objects, 10);
+/// assert!(class.slot_size >= 1000);
+/// assert!(class.fragmentation() < 0.9);
+/// # Ok::<(), zswap::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ClassStats {
     /// Slot size in bytes.
     pub slot_size: usize,
@@ -144,7 +181,20 @@ impl ClassStats {
 }
 
 /// Pool-wide figures.
+///
+/// ```
+/// use zswap::{PoolConfig, ZsPool};
+/// let pool = ZsPool::new(PoolConfig::default())?;
+/// let h = pool.insert(&[1u8; 100])?;
+/// let s = pool.stats();
+/// assert_eq!((s.objects, s.bytes_used), (1, 100));
+/// assert_eq!(s.footprint, pool.footprint());
+/// pool.free(h)?;
+/// assert_eq!(pool.stats().footprint, 0);
+/// # Ok::<(), zswap::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PoolStats {
     /// Bytes of span memory holding objects (what limits count).
     pub footprint: usize,

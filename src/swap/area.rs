@@ -106,6 +106,19 @@ impl<T> fmt::Debug for SwapArea<T> {
 
 /// A claim on one slot (the swap cache's folio lock, in effect). Unpins on
 /// drop, releasing the slot if it was freed meanwhile.
+///
+/// ```
+/// use zswap::{AreaId, SwapArea};
+/// let area = SwapArea::new(AreaId::new(0), 8)?;
+/// let slot = area.alloc().unwrap();
+/// let pin = area.pin(slot.offset)?; // waits for any other holder
+/// assert!(area.try_pin(slot.offset).is_none()); // held: writeback would skip it
+/// area.free(slot.offset)?; // freed while pinned...
+/// assert_eq!(area.free_slots(), 7); // ...released only when the pin goes
+/// drop(pin);
+/// assert_eq!(area.free_slots(), 8);
+/// # Ok::<(), zswap::Error>(())
+/// ```
 #[must_use = "the pin is released when dropped"]
 pub struct SlotPin<'a, T = ()> {
     area: &'a SwapArea<T>,

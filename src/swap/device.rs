@@ -14,9 +14,11 @@
 //!   through a per-thread aligned copy.
 //! - [`MemDevice`]: pages in memory, for tests and for programs that want
 //!   zswap's accounting without a disk.
-//! - [`Checksummed`]: wraps any device with a per-page 64-bit checksum kept
-//!   in memory, so a page corrupted on the device reads as
-//!   [`Error::Corrupt`], never as wrong data.
+//! - [`Checksummed`]: wraps any device with a per-page CRC32C kept in
+//!   memory, so a page corrupted on the device reads as [`Error::Corrupt`],
+//!   never as wrong data. [`FileDevice`]'s constructors return their file
+//!   wrapped so; the `_unchecked` ones, for benchmarks and for callers
+//!   whose storage checks itself, return the bare file.
 
 use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
@@ -24,7 +26,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::sync::Mutex;
-use crate::{Error, IoError, PAGE_SIZE};
+use crate::{Checksummed, Error, IoError, PAGE_SIZE};
 
 /// A page aligned for direct I/O (to 4 KiB, which covers every logical
 /// block size).
@@ -62,6 +64,39 @@ fn with_bounce<R>(f: impl FnOnce(&mut [u8; PAGE_SIZE]) -> Result<R, Error>) -> R
 }
 
 /// A device of 4 KiB pages addressed by slot offset.
+///
+/// ```
+/// use std::sync::Mutex;
+/// use zswap::{Error, GroupId, Groups, SwapDevice, Zswap, ZswapConfig, PAGE_SIZE};
+///
+/// /// Pages kept in one vector (a device of your own: a block device, a
+/// /// remote store, a file with its own format).
+/// struct VecDevice(Mutex<Vec<u8>>);
+///
+/// impl SwapDevice for VecDevice {
+///     fn pages(&self) -> u64 {
+///         (self.0.lock().unwrap().len() / PAGE_SIZE) as u64
+///     }
+///     fn read_page(&self, offset: u64, page: &mut [u8]) -> Result<(), Error> {
+///         let at = offset as usize * PAGE_SIZE;
+///         page.copy_from_slice(&self.0.lock().unwrap()[at..at + PAGE_SIZE]);
+///         Ok(())
+///     }
+///     fn write_page(&self, offset: u64, page: &[u8]) -> Result<(), Error> {
+///         let at = offset as usize * PAGE_SIZE;
+///         self.0.lock().unwrap()[at..at + PAGE_SIZE].copy_from_slice(page);
+///         Ok(())
+///     }
+/// }
+///
+/// let zswap = Zswap::new(ZswapConfig::default(), &Groups::new())?;
+/// zswap.swapon(Box::new(VecDevice(Mutex::new(vec![0; 16 * PAGE_SIZE]))))?;
+/// let slot = zswap.swap_out(&[3u8; PAGE_SIZE], GroupId::ROOT)?;
+/// let mut back = [0u8; PAGE_SIZE];
+/// zswap.swap_in(slot, &mut back)?;
+/// assert_eq!(back, [3u8; PAGE_SIZE]);
+/// # Ok::<(), Error>(())
+/// ```
 pub trait SwapDevice: Send + Sync {
     /// Pages the device holds.
     fn pages(&self) -> u64;
@@ -102,6 +137,23 @@ impl From<std::io::Error> for Error {
 }
 
 /// A swap file.
+///
+/// The constructors return it inside [`Checksummed`]: a page the disk, the
+/// file system or another process corrupted reads as [`Error::Corrupt`]
+/// (and zswap's load as that error, the slot kept), never as wrong bytes.
+///
+/// ```
+/// use zswap::{Error, FileDevice, SwapDevice};
+/// let dev = FileDevice::temp(4)?; // removed when dropped
+/// dev.write_page(2, &[7u8; 4096])?;
+/// let mut page = [0u8; 4096];
+/// dev.read_page(2, &mut page)?;
+/// assert_eq!(page, [7u8; 4096]);
+/// // Bytes changed behind the device's back are caught:
+/// std::os::unix::fs::FileExt::write_all_at(dev.inner().file(), &[0], 2 * 4096)?;
+/// assert!(matches!(dev.read_page(2, &mut page), Err(Error::Corrupt(2))));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct FileDevice {
     file: File,
@@ -113,17 +165,30 @@ pub struct FileDevice {
 
 impl FileDevice {
     /// Creates (or truncates) the file at `path`, sized for `pages` pages
-    /// (sparse: nothing is written until pages are). Buffered I/O.
-    pub fn create(path: impl AsRef<Path>, pages: u64) -> Result<Self, Error> {
-        Self::open(path.as_ref(), pages, false)
+    /// (sparse: nothing is written until pages are). Buffered I/O, each
+    /// page checksummed.
+    pub fn create(path: impl AsRef<Path>, pages: u64) -> Result<Checksummed<Self>, Error> {
+        Self::open(path.as_ref(), pages, false).map(Checksummed::new)
     }
 
     /// As [`create`](Self::create), with direct I/O (`O_DIRECT`): pages
     /// bypass the page cache, as the kernel's swap writes do. A file system
     /// without direct I/O (tmpfs among them) refuses it with
     /// [`Error::Io`].
-    pub fn create_direct(path: impl AsRef<Path>, pages: u64) -> Result<Self, Error> {
-        Self::open(path.as_ref(), pages, true)
+    pub fn create_direct(path: impl AsRef<Path>, pages: u64) -> Result<Checksummed<Self>, Error> {
+        Self::open(path.as_ref(), pages, true).map(Checksummed::new)
+    }
+
+    /// As [`create`](Self::create) (or [`create_direct`](Self::create_direct)
+    /// if `direct`) without the checksums: what the storage returns is
+    /// what a read returns, corrupted or not. For benchmarks, and for
+    /// storage that checks itself (a file system with data checksums).
+    pub fn create_unchecked(
+        path: impl AsRef<Path>,
+        pages: u64,
+        direct: bool,
+    ) -> Result<Self, Error> {
+        Self::open(path.as_ref(), pages, direct)
     }
 
     fn open(path: &Path, pages: u64, direct: bool) -> Result<Self, Error> {
@@ -159,14 +224,20 @@ impl FileDevice {
     }
 
     /// A swap file in the system's temporary directory, removed when the
-    /// device is dropped. Buffered I/O.
-    pub fn temp(pages: u64) -> Result<Self, Error> {
+    /// device is dropped. Buffered I/O, each page checksummed.
+    pub fn temp(pages: u64) -> Result<Checksummed<Self>, Error> {
         Self::temp_in(&std::env::temp_dir(), pages, false)
     }
 
     /// As [`temp`](Self::temp) in `dir`, with direct I/O if `direct` (see
     /// [`create_direct`](Self::create_direct)).
-    pub fn temp_in(dir: &Path, pages: u64, direct: bool) -> Result<Self, Error> {
+    pub fn temp_in(dir: &Path, pages: u64, direct: bool) -> Result<Checksummed<Self>, Error> {
+        Self::temp_unchecked(dir, pages, direct).map(Checksummed::new)
+    }
+
+    /// As [`temp_in`](Self::temp_in) without the checksums (see
+    /// [`create_unchecked`](Self::create_unchecked)).
+    pub fn temp_unchecked(dir: &Path, pages: u64, direct: bool) -> Result<Self, Error> {
         use crate::sync::unmodeled::{AtomicU64 as StdCounter, Ordering as O};
         // Not a synchronization primitive: a process-wide counter for
         // unique file names.
@@ -189,6 +260,11 @@ impl FileDevice {
     /// Whether the file is open for direct I/O.
     pub fn is_direct(&self) -> bool {
         self.direct
+    }
+
+    /// The open file (to inspect it, or to fault-inject in tests).
+    pub fn file(&self) -> &File {
+        &self.file
     }
 }
 
@@ -235,6 +311,19 @@ impl SwapDevice for FileDevice {
 type MemPage = Mutex<Option<Box<[u8]>>>;
 
 /// Pages in memory; a page never written reads as zeros.
+///
+/// ```
+/// use zswap::{MemDevice, SwapDevice};
+/// let dev = MemDevice::new(4);
+/// let mut page = [1u8; 4096];
+/// dev.read_page(3, &mut page)?;
+/// assert_eq!(page, [0u8; 4096]); // never written: zeros
+/// dev.write_page(3, &[9u8; 4096])?;
+/// dev.read_page(3, &mut page)?;
+/// assert_eq!(page, [9u8; 4096]);
+/// assert!(dev.write_page(4, &page).is_err()); // beyond the device
+/// # Ok::<(), zswap::Error>(())
+/// ```
 pub struct MemDevice {
     pages: Box<[MemPage]>,
 }
@@ -304,8 +393,9 @@ mod tests {
     fn backends_read_what_they_wrote() {
         exercise(&MemDevice::new(4));
         let f = FileDevice::temp(4).unwrap();
-        let path = f.path().to_path_buf();
+        let path = f.inner().path().to_path_buf();
         exercise(&f);
+        exercise(f.inner());
         assert_eq!(
             std::fs::metadata(&path).unwrap().len(),
             4 * PAGE_SIZE as u64
@@ -313,11 +403,15 @@ mod tests {
         drop(f);
         assert!(!path.exists(), "a temp device removes its file");
         exercise(&Checksummed::new(MemDevice::new(4)));
+        let bare = FileDevice::temp_unchecked(&std::env::temp_dir(), 4, false).unwrap();
+        exercise(&bare);
     }
 
+    /// The default file device catches a flipped byte; the unchecked one
+    /// returns it.
     #[test]
     fn corruption_on_a_file_is_an_error() {
-        let dev = Checksummed::new(FileDevice::temp(2).unwrap());
+        let dev = FileDevice::temp(2).unwrap();
         dev.write_page(1, &[5u8; PAGE_SIZE]).unwrap();
         // Flip one byte in the file itself.
         dev.inner()
@@ -328,6 +422,9 @@ mod tests {
         assert_eq!(dev.read_page(1, &mut page), Err(Error::Corrupt(1)));
         // Unwritten pages are not checked.
         dev.read_page(0, &mut page).unwrap();
+        let bare = dev.into_inner();
+        bare.read_page(1, &mut page).unwrap();
+        assert_eq!(page[77], 6);
     }
 
     /// A direct device (where the file system has direct I/O: the test
@@ -358,7 +455,7 @@ mod tests {
             eprintln!("no direct I/O here: {refused:?}");
             return;
         };
-        assert!(dev.is_direct());
+        assert!(dev.inner().is_direct());
         exercise(&dev);
         let mut aligned = AlignedPage::boxed();
         let mut unaligned = vec![0u8; PAGE_SIZE + 1];

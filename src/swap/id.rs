@@ -10,6 +10,18 @@ use std::fmt;
 /// next generation, so a slot of the old area is refused
 /// ([`Error::UnknownArea`](crate::Error::UnknownArea)) rather than read from the new one. Generations
 /// are 24 bits and freed indexes are reused oldest first.
+///
+/// ```
+/// use zswap::{Error, GroupId, Groups, MemDevice, Zswap, ZswapConfig};
+/// let zswap = Zswap::new(ZswapConfig::default(), &Groups::new())?;
+/// let old = zswap.swapon(Box::new(MemDevice::new(4)))?;
+/// zswap.swapoff(old)?; // nothing allocated: the area goes
+/// let new = zswap.swapon(Box::new(MemDevice::new(4)))?;
+/// assert_eq!(new.index(), old.index()); // the index is reused...
+/// assert_ne!(new, old); // ...under the next generation
+/// assert_eq!(zswap.swapoff(old), Err(Error::UnknownArea(old)));
+/// # Ok::<(), Error>(())
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct AreaId(u32);
@@ -59,6 +71,21 @@ impl fmt::Debug for AreaId {
 }
 
 /// A swap slot: an area and an offset in it (the kernel's `swp_entry_t`).
+///
+/// ```
+/// use zswap::{GroupId, Groups, MemDevice, SwapSlot, Zswap, ZswapConfig, NodeId};
+/// let zswap = Zswap::new(ZswapConfig::default(), &Groups::new())?;
+/// let area = zswap.swapon(Box::new(MemDevice::new(8)))?;
+/// // Slots allocated by zswap...
+/// let slot = zswap.swap_out(&[5u8; 4096], GroupId::ROOT)?;
+/// assert_eq!(slot.area, area);
+/// // ...or named by a caller that allocates its own (`store` at a slot).
+/// let mine = SwapSlot { area, offset: 7 };
+/// zswap.store(mine, &[6u8; 4096], GroupId::ROOT, NodeId::ZERO)?;
+/// let mut page = [0u8; 4096];
+/// assert!(zswap.load(mine, &mut page)?); // Ok(true): zswap held it
+/// # Ok::<(), zswap::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct SwapSlot {

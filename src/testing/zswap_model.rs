@@ -248,8 +248,9 @@ impl ZswapHarness {
             ZswapOp::SetCompressor { which } => {
                 let names = Compressor::names();
                 let name = names[usize::from(which) % names.len()];
-                z.set_compressor(name).map_err(|e| e.to_string())?;
-                m.set_compressor(Compressor::by_name(name).map_err(|e| e.to_string())?);
+                let c = Compressor::by_name(name).map_err(|e| e.to_string())?;
+                z.set_compressor(c).map_err(|e| e.to_string())?;
+                m.set_compressor(c);
             }
         }
         Ok(())

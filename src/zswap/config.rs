@@ -2,9 +2,16 @@
 //! parameters (`compressor`, `max_pool_percent`, `accept_threshold_percent`,
 //! `shrinker_enabled`, `same_filled_pages_enabled`), set with a builder.
 
-use crate::{Error, Topology};
+use crate::{Compressor, Error, Topology};
 
 /// The global limit on the compressed pool's footprint.
+///
+/// ```
+/// use zswap::PoolLimit;
+/// assert_eq!(PoolLimit::Bytes(1 << 20).bytes(), 1 << 20);
+/// let quarter = PoolLimit::Percent { percent: 25, of_bytes: 8 << 30 };
+/// assert_eq!(quarter.bytes(), 2 << 30);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum PoolLimit {
@@ -50,6 +57,13 @@ pub fn total_memory() -> u64 {
 
 /// Which lists zswap's entries live on, and so whose pages a group at its
 /// limit writes back.
+///
+/// ```
+/// use zswap::{LruPolicy, ZswapConfig};
+/// // One list for everyone, as zswap before Linux 6.8, to compare against.
+/// let cfg = ZswapConfig::default().lru_policy(LruPolicy::Global);
+/// # let _ = cfg;
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum LruPolicy {
     /// One list per (node, group), as since Linux 6.8's memcg-aware zswap:
@@ -70,17 +84,19 @@ pub enum LruPolicy {
 /// A [`Zswap`](super::Zswap)'s configuration.
 ///
 /// ```
-/// use zswap::{PoolLimit, ZswapConfig};
+/// use zswap::{Compressor, PoolLimit, ZswapConfig};
 /// let cfg = ZswapConfig::default()
-///     .compressor("zstd:3")
+///     .compressor("deflate:3".parse::<Compressor>()?)
 ///     .max_pool(PoolLimit::Bytes(64 << 20))
 ///     .accept_threshold_percent(80)
 ///     .shrinker(false);
 /// assert_eq!(cfg.max_pool_bytes(), 64 << 20);
+/// # Ok::<(), zswap::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ZswapConfig {
-    pub(crate) compressor: String,
+    pub(crate) compressor: Compressor,
     pub(crate) max_pool: PoolLimit,
     pub(crate) accept_threshold_percent: u8,
     pub(crate) shrinker: bool,
@@ -94,7 +110,7 @@ impl Default for ZswapConfig {
     /// same-filled pages on, the machine's NUMA topology.
     fn default() -> Self {
         ZswapConfig {
-            compressor: "lz4".into(),
+            compressor: Compressor::lz4(),
             max_pool: PoolLimit::Percent {
                 percent: 20,
                 of_bytes: total_memory(),
@@ -109,9 +125,10 @@ impl Default for ZswapConfig {
 }
 
 impl ZswapConfig {
-    /// The compressor, by name (`lz4`, `zstd:3`, `deflate`, `none`).
-    pub fn compressor(mut self, name: &str) -> Self {
-        self.compressor = name.to_owned();
+    /// The compressor of new stores; a name parses into one
+    /// (`"zstd:3".parse()?`, see [`Compressor::by_name`]).
+    pub fn compressor(mut self, compressor: Compressor) -> Self {
+        self.compressor = compressor;
         self
     }
 

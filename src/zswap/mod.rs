@@ -16,7 +16,7 @@
 //! `entry.rs`), which is the kernel's swap-cache folio lock: store, load and
 //! invalidate wait for it; writeback only tries it and skips a busy slot.
 //! The store, load and free paths are in `store.rs`; the writeback protocol
-//! (DESIGN.md, "The invalidate-versus-writeback race") is in `reclaim.rs`.
+//! (IMPLEMENTATION.md, "One rule for every race") is in `reclaim.rs`.
 
 mod config;
 mod entry;
@@ -25,6 +25,7 @@ mod stats;
 mod store;
 mod tables;
 
+#[cfg(feature = "testing")]
 pub(crate) use store::same_filled;
 
 pub use config::{total_memory, LruPolicy, PoolLimit, ZswapConfig};
@@ -123,7 +124,7 @@ impl Zswap {
     /// if `cfg` enables it.
     pub fn new(cfg: ZswapConfig, groups: &Groups) -> Result<Self, Error> {
         cfg.validate()?;
-        let compressor = Compressor::by_name(&cfg.compressor)?;
+        let compressor = cfg.compressor;
         let max_bytes = cfg.max_pool_bytes();
         let pools = ArcTable::new();
         let first = tables::insert_pool(&pools, compressor)?;
@@ -282,6 +283,7 @@ impl Zswap {
     /// which checks every live slot after every step: under the slot's pin
     /// the entry leaves the index only for the read and goes back as it
     /// was.
+    #[cfg(feature = "testing")]
     #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn peek(&self, slot: SwapSlot, page: &mut [u8]) -> Result<bool, Error> {
         if page.len() != PAGE_SIZE {
@@ -310,12 +312,12 @@ impl Zswap {
         self.invalidate(slot)
     }
 
-    /// Makes `name` the compressor of new stores. Stored entries keep their
-    /// pool; an old pool is dropped, spans and all, when its last entry
-    /// goes. Switches are not counted against any limit.
-    pub fn set_compressor(&self, name: &str) -> Result<(), Error> {
-        let c = Compressor::by_name(name)?;
-        self.inner.add_pool(c)
+    /// Makes `compressor` the compressor of new stores (a name parses into
+    /// one: `z.set_compressor("zstd:3".parse()?)`). Stored entries keep
+    /// their pool; an old pool is dropped, spans and all, when its last
+    /// entry goes. Switches are not counted against any limit.
+    pub fn set_compressor(&self, compressor: Compressor) -> Result<(), Error> {
+        self.inner.add_pool(compressor)
     }
 
     /// The compressor of new stores.

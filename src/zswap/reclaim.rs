@@ -1,7 +1,8 @@
 //! Reclaim: writeback of one entry, shrinking one group's lists, the
 //! round-robin shrink worker, and the shrinker's count/scan.
 //!
-//! Writeback (`zswap_writeback_entry`), the protocol DESIGN.md fixes:
+//! Writeback (`zswap_writeback_entry`), the protocol IMPLEMENTATION.md
+//! sets out under "One rule for every race":
 //! 1. the walker isolates the coldest entry and releases the list lock;
 //! 2. writeback *tries* the slot's pin — a holder (load, store, invalidate in
 //!    flight) means the slot is busy, and writeback skips it;
@@ -36,6 +37,22 @@ crate::sync::thread_scratch! {
 pub(crate) const MAX_RECLAIM_RETRIES: u32 = 16;
 
 /// What shrinking one group did (`shrink_memcg`'s return).
+///
+/// ```
+/// use zswap::{GroupId, Groups, MemDevice, ShrinkResult, Zswap, ZswapConfig};
+/// let groups = Groups::new();
+/// let tenant = groups.create(GroupId::ROOT)?;
+/// let zswap = Zswap::new(ZswapConfig::default(), &groups)?;
+/// zswap.swapon(Box::new(MemDevice::new(8)))?;
+/// assert_eq!(zswap.shrink_group(tenant)?, ShrinkResult::Skipped); // nothing stored
+/// let page: Vec<u8> = (0..4096).map(|i| (i % 251) as u8).collect();
+/// zswap.swap_out(&page, tenant)?;
+/// // The first pass clears the entry's referenced mark (second chance)...
+/// assert_eq!(zswap.shrink_group(tenant)?, ShrinkResult::Failed);
+/// // ...the second writes it back.
+/// assert_eq!(zswap.shrink_group(tenant)?, ShrinkResult::Wrote(1));
+/// # Ok::<(), zswap::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ShrinkResult {
     /// Not a candidate: offline, writeback disabled, or nothing stored

@@ -5,7 +5,21 @@ use crate::sync::{AtomicU64, Ordering};
 /// A snapshot of every counter the kernel's zswap exports in debugfs.
 /// Gauges (`pool_total_size`, `stored_pages`, `stored_incompressible_pages`,
 /// `same_filled_pages`) are current values; the rest count events.
+///
+/// ```
+/// use zswap::{GroupId, Groups, MemDevice, Zswap, ZswapConfig};
+/// let zswap = Zswap::new(ZswapConfig::default(), &Groups::new())?;
+/// zswap.swapon(Box::new(MemDevice::new(8)))?;
+/// zswap.swap_out(&[0u8; 4096], GroupId::ROOT)?; // same-filled: one word
+/// let page: Vec<u8> = (0..4096).map(|i| (i % 251) as u8).collect();
+/// zswap.swap_out(&page, GroupId::ROOT)?;
+/// let s = zswap.stats();
+/// assert_eq!((s.stored_pages, s.same_filled_pages), (2, 1));
+/// assert!(s.pool_total_size > 0);
+/// # Ok::<(), zswap::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ZswapStats {
     /// Stores rejected because the pool was at its limit.
     pub pool_limit_hit: u64,
