@@ -37,7 +37,7 @@ fn kib(b: i64) -> String {
 fn main() {
     // `cargo bench` passes `--bench`; nothing to parse.
     let groups = Groups::new();
-    let z = Zswap::new(ZswapConfig::default().shrinker(false), &groups).unwrap();
+    let z = Zswap::new(ZswapConfig::default().shrink_worker(false), &groups).unwrap();
     let page: Vec<u8> = (0..PAGE_SIZE).map(|i| (i * 7 / 5) as u8).collect();
     // Warm-up: this thread's scratch, the root's lists, the pool's tables.
     let warm = z.swapon(Box::new(FileDevice::temp(16).unwrap())).unwrap();

@@ -49,7 +49,7 @@ fn zswap_on(codec: &str, dev: impl SwapDevice + 'static) -> Zswap {
     let z = Zswap::new(
         ZswapConfig::default()
             .compressor(codec.parse().expect("a known codec"))
-            .shrinker(false)
+            .shrink_worker(false)
             .topology(Topology::single())
             .max_pool(PoolLimit::Bytes(1 << 40)),
         &Groups::new(),

@@ -64,7 +64,9 @@ pub use store::{
 pub use swap::{
     AreaId, Checksummed, FileDevice, MemDevice, SlotPin, SwapArea, SwapDevice, SwapSlot,
 };
-pub use zswap::{total_memory, LruPolicy, PoolLimit, ShrinkResult, Zswap, ZswapConfig, ZswapStats};
+pub use zswap::{
+    total_memory, LruPolicy, PoolLimit, ShrinkResult, ShrinkerScan, Zswap, ZswapConfig, ZswapStats,
+};
 
 /// Compile-time checks that the types programs share between threads are
 /// `Send + Sync` (an accidental `Rc` or `Cell` inside fails the build).

@@ -13,7 +13,7 @@ use zswap::{
 };
 
 fn zswap(groups: &Groups) -> Zswap {
-    Zswap::new(ZswapConfig::default().shrinker(false), groups).unwrap()
+    Zswap::new(ZswapConfig::default().shrink_worker(false), groups).unwrap()
 }
 
 /// The real sample without its same-filled pages.

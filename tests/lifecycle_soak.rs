@@ -80,7 +80,7 @@ impl SwapDevice for Hollow {
 fn zswap(groups: &Groups, limit: u64) -> Zswap {
     Zswap::new(
         ZswapConfig::default()
-            .shrinker(false)
+            .shrink_worker(false)
             .max_pool(PoolLimit::Bytes(limit)),
         groups,
     )

@@ -1,7 +1,8 @@
 //! The proptest state machine for the zswap facade against its sequential
 //! model (`zswap::testing::zswap_seq`): random swap-outs, swap-ins, frees,
 //! limit and writeback settings, group creation and offline, shrinks,
-//! scans, worker runs, compactions and compressor switches. After every step the result
+//! scans, the pressure shrinker's counts and scans, proactive reclaim,
+//! worker runs, compactions and compressor switches. After every step the result
 //! is the model's, every live slot's page is where the model says and
 //! byte-equal to what went out, and every debugfs counter, every group's
 //! memory.stat counters and every list's count equal the model's.
@@ -25,6 +26,10 @@ fn op() -> impl Strategy<Value = ZswapOp> {
         1 => Just(ZswapOp::Compact),
         1 => Just(ZswapOp::AreaCycle),
         1 => any::<u8>().prop_map(|which| ZswapOp::SetCompressor { which }),
+        2 => any::<u8>().prop_map(|group| ZswapOp::ShrinkerCount { group }),
+        2 => (any::<u8>(), 0u8..16).prop_map(|(group, nr)| ZswapOp::ShrinkerScan { group, nr }),
+        1 => (any::<u8>(), 0u16..256).prop_map(|(group, kib)| ZswapOp::Reclaim { group, kib }),
+        1 => prop::bool::weighted(0.8).prop_map(|on| ZswapOp::SetShrinker { on }),
     ]
 }
 

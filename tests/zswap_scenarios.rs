@@ -20,7 +20,7 @@ fn pages() -> Vec<Vec<u8>> {
 fn zswap(limit: u64, groups: &Groups) -> Zswap {
     let z = Zswap::new(
         ZswapConfig::default()
-            .shrinker(false)
+            .shrink_worker(false)
             .max_pool(PoolLimit::Bytes(limit)),
         groups,
     )
@@ -210,7 +210,7 @@ fn invasive_shrink_run(policy: LruPolicy) -> (GroupStats, GroupStats) {
     let control = groups.create(GroupId::ROOT).unwrap();
     let z = Zswap::new(
         ZswapConfig::default()
-            .shrinker(false)
+            .shrink_worker(false)
             .lru_policy(policy)
             .max_pool(PoolLimit::Bytes(1 << 30)),
         &groups,
@@ -300,7 +300,7 @@ fn shrink_worker_runs_in_the_background() {
     let g = groups.create(GroupId::ROOT).unwrap();
     let z = Zswap::new(
         ZswapConfig::default()
-            .shrinker(true)
+            .shrink_worker(true)
             .max_pool(PoolLimit::Bytes(256 * 1024)),
         &groups,
     )
@@ -398,7 +398,7 @@ fn writeback_enabled_and_disabled() {
 fn device_errors_lose_nothing() {
     use zswap::testing::faulty::FaultyDevice;
     let groups = Groups::new();
-    let z = Zswap::new(ZswapConfig::default().shrinker(false), &groups).unwrap();
+    let z = Zswap::new(ZswapConfig::default().shrink_worker(false), &groups).unwrap();
     // Every write fails.
     z.swapon(Box::new(FaultyDevice::new(MemDevice::new(64), 1, 7)))
         .unwrap();
@@ -456,7 +456,7 @@ fn writeback_to_a_direct_swap_file() {
     };
     let groups = Groups::new();
     let g = groups.create(GroupId::ROOT).unwrap();
-    let z = Zswap::new(ZswapConfig::default().shrinker(false), &groups).unwrap();
+    let z = Zswap::new(ZswapConfig::default().shrink_worker(false), &groups).unwrap();
     z.swapon(Box::new(dev)).unwrap();
     let pages: Vec<_> = pages().into_iter().take(200).collect();
     let slots: Vec<_> = pages.iter().map(|p| z.swap_out(p, g).unwrap()).collect();

@@ -42,7 +42,7 @@ fn soak_with_faulty_device() {
     let z = Arc::new(
         Zswap::new(
             ZswapConfig::default()
-                .shrinker(true)
+                .shrink_worker(true)
                 .max_pool(PoolLimit::Bytes(2 << 20)),
             &groups,
         )

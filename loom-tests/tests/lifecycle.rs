@@ -45,7 +45,7 @@ fn half_noise(tag: u8) -> Vec<u8> {
 
 fn tiny(groups: &Groups, slots: u64) -> Arc<Zswap> {
     let cfg = ZswapConfig::default()
-        .shrinker(false)
+        .shrink_worker(false)
         .topology(Topology::single())
         .max_pool(PoolLimit::Bytes(1 << 30));
     let z = Zswap::new(cfg, groups).unwrap();

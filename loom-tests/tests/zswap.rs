@@ -35,7 +35,7 @@ fn page(tag: u8) -> Vec<u8> {
 /// limit to speak of, a 4-page memory device.
 fn tiny(groups: &Groups, policy: LruPolicy) -> Zswap {
     let cfg = ZswapConfig::default()
-        .shrinker(false)
+        .shrink_worker(false)
         .lru_policy(policy)
         .topology(Topology::single())
         .max_pool(PoolLimit::Bytes(1 << 30));
@@ -166,7 +166,7 @@ fn group_offline_vs_shrink() {
         let groups = Groups::new();
         let child = groups.create(GroupId::ROOT).unwrap();
         let cfg = ZswapConfig::default()
-            .shrinker(false)
+            .shrink_worker(false)
             .topology(Topology::single())
             .max_pool(PoolLimit::Bytes(1 << 30));
         let z = Arc::new(Zswap::new(cfg, &groups).unwrap());

@@ -113,7 +113,7 @@ pub fn run(
         ZswapConfig::default()
             .compressor(spec.compressor.parse()?)
             .max_pool(PoolLimit::Bytes(spec.pool_bytes))
-            .shrinker(spec.shrinker)
+            .shrink_worker(spec.shrinker)
             .lru_policy(spec.policy)
             .topology(Topology::single()),
         &groups,

@@ -39,7 +39,7 @@ mod item;
 mod list;
 mod walk;
 
-pub(crate) use cell::ItemCell;
+pub(crate) use cell::{ItemCell, TAG_MAX};
 pub(crate) use item::item_bytes;
 pub use item::Item;
 pub use walk::{LruStatus, WalkGuard};

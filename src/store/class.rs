@@ -474,6 +474,11 @@ impl Class {
         let mut total = Step::default();
         let mut busy = Vec::new();
         let mut second_round = false;
+        // Spans that took objects this pass: never sources afterwards. The
+        // scan does not list what moved into them, so draining one would
+        // leave those behind and only move objects back and forth
+        // (zsmalloc likewise never takes a destination as a source).
+        let mut took = Vec::new();
         loop {
             let Some(src) = candidates.pop() else {
                 if second_round || busy.is_empty() {
@@ -485,7 +490,10 @@ impl Class {
                 candidates.reverse();
                 continue;
             };
-            match self.compact_span(src, &by_span, footprint) {
+            if took.binary_search(&src).is_ok() {
+                continue;
+            }
+            match self.compact_span(src, &by_span, footprint, &mut took) {
                 SpanStep::Moved(step) => {
                     total.moved += step.moved;
                     total.freed_spans += step.freed_spans;
@@ -499,8 +507,15 @@ impl Class {
     }
 
     /// Empties span `src` into the fullest other partial spans, under one
-    /// hold of the class lock.
-    fn compact_span(&self, src: u32, by_span: &ObjectsBySpan, footprint: &AtomicUsize) -> SpanStep {
+    /// hold of the class lock; adds each span it moved objects into to
+    /// `took` (sorted).
+    fn compact_span(
+        &self,
+        src: u32,
+        by_span: &ObjectsBySpan,
+        footprint: &AtomicUsize,
+        took: &mut Vec<u32>,
+    ) -> SpanStep {
         let mut g = self.inner.lock();
         let inner = &mut *g;
         let slots = inner.slots;
@@ -576,6 +591,9 @@ impl Class {
                 );
                 from.put_slot(slot, slot_size);
                 relist(inner, dst_sid);
+                if let Err(at) = took.binary_search(&dst_sid) {
+                    took.insert(at, dst_sid);
+                }
                 step.moved += 1;
             }
         });

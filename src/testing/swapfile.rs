@@ -100,7 +100,7 @@ pub fn run_bytes(data: &[u8]) {
     let groups = Groups::new();
     let zswap = Zswap::new(
         ZswapConfig::default()
-            .shrinker(false)
+            .shrink_worker(false)
             .topology(Topology::single())
             .max_pool(PoolLimit::Bytes(1 << 20)),
         &groups,

@@ -43,6 +43,14 @@ pub enum ZswapOp {
     /// `swapon` that must reuse its index under the next generation, with
     /// the old id's slots refused.
     AreaCycle,
+    /// `shrinker_count` (which consumes disk swap-ins).
+    ShrinkerCount { group: u8 },
+    /// `shrinker_scan` of up to `nr` entries.
+    ShrinkerScan { group: u8, nr: u8 },
+    /// `reclaim` of `kib` KiB from a subtree.
+    Reclaim { group: u8, kib: u16 },
+    /// `set_shrinker_enabled`.
+    SetShrinker { on: bool },
 }
 
 /// The facade under test and its model.
@@ -105,7 +113,7 @@ impl ZswapHarness {
         let groups = Groups::new();
         let zswap = Zswap::new(
             ZswapConfig::default()
-                .shrinker(false)
+                .shrink_worker(false)
                 .lru_policy(policy)
                 .topology(Topology::single())
                 .max_pool(PoolLimit::Bytes(192 * 1024)),
@@ -208,6 +216,30 @@ impl ZswapHarness {
                 let (gid, nr) = (group_of(group), usize::from(nr));
                 same("scan", z.scan(NodeId::ZERO, gid, nr), m.scan(gid, nr))?;
             }
+            ZswapOp::ShrinkerCount { group } => {
+                let gid = group_of(group);
+                same(
+                    "shrinker_count",
+                    z.shrinker_count(NodeId::ZERO, gid),
+                    m.shrinker_count(gid),
+                )?;
+            }
+            ZswapOp::ShrinkerScan { group, nr } => {
+                let (gid, nr) = (group_of(group), usize::from(nr));
+                same(
+                    "shrinker_scan",
+                    z.shrinker_scan(NodeId::ZERO, gid, nr),
+                    m.shrinker_scan(gid, nr),
+                )?;
+            }
+            ZswapOp::Reclaim { group, kib } => {
+                let (gid, bytes) = (group_of(group), u64::from(kib) * 1024);
+                same("reclaim", z.reclaim(gid, bytes), m.reclaim(gid, bytes))?;
+            }
+            ZswapOp::SetShrinker { on } => {
+                z.set_shrinker_enabled(on);
+                m.set_shrinker_enabled(on);
+            }
             ZswapOp::WorkerPass => {
                 same("shrink worker", z.shrink_worker_pass(), m.worker_pass())?;
             }
@@ -291,6 +323,11 @@ impl ZswapHarness {
                 &format!("{id:?}'s list count"),
                 self.zswap.count(NodeId::ZERO, id),
                 Ok(self.model.listed(id)),
+            )?;
+            same(
+                &format!("{id:?}'s disk swap-ins"),
+                self.zswap.disk_swapins(NodeId::ZERO, id),
+                self.model.disk_swapins(id),
             )?;
         }
         same("live slots", self.live.len(), self.model.slots().count())?;
@@ -378,11 +415,24 @@ pub fn decode_ops(data: &[u8]) -> Vec<ZswapOp> {
                 let (group, nr) = (b(), b());
                 ZswapOp::Scan { group, nr: nr % 16 }
             }
-            14 => match b() % 4 {
+            14 => match b() % 8 {
                 0 => ZswapOp::WorkerPass,
                 1 => ZswapOp::Shrink { group: b() },
                 2 => ZswapOp::Compact,
-                _ => ZswapOp::AreaCycle,
+                3 => ZswapOp::AreaCycle,
+                4 => ZswapOp::ShrinkerCount { group: b() },
+                5 => {
+                    let (group, nr) = (b(), b());
+                    ZswapOp::ShrinkerScan { group, nr: nr % 16 }
+                }
+                6 => {
+                    let (group, k) = (b(), b());
+                    ZswapOp::Reclaim {
+                        group,
+                        kib: u16::from(k) * 2,
+                    }
+                }
+                _ => ZswapOp::SetShrinker { on: b() % 4 != 0 },
             },
             _ => ZswapOp::SetCompressor { which: b() },
         });

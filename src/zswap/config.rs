@@ -1,6 +1,7 @@
 //! How a [`Zswap`](super::Zswap) is configured: the kernel's module
 //! parameters (`compressor`, `max_pool_percent`, `accept_threshold_percent`,
-//! `shrinker_enabled`, `same_filled_pages_enabled`), set with a builder.
+//! `shrinker_enabled`, `same_filled_pages_enabled`), set with a builder,
+//! and whether this crate's shrink worker runs on a thread of its own.
 
 use crate::{Compressor, Error, Topology};
 
@@ -89,7 +90,7 @@ pub enum LruPolicy {
 ///     .compressor("deflate:3".parse::<Compressor>()?)
 ///     .max_pool(PoolLimit::Bytes(64 << 20))
 ///     .accept_threshold_percent(80)
-///     .shrinker(false);
+///     .shrink_worker(false);
 /// assert_eq!(cfg.max_pool_bytes(), 64 << 20);
 /// # Ok::<(), zswap::Error>(())
 /// ```
@@ -99,7 +100,8 @@ pub struct ZswapConfig {
     pub(crate) compressor: Compressor,
     pub(crate) max_pool: PoolLimit,
     pub(crate) accept_threshold_percent: u8,
-    pub(crate) shrinker: bool,
+    pub(crate) shrink_worker: bool,
+    pub(crate) shrinker_enabled: bool,
     pub(crate) same_filled_pages: bool,
     pub(crate) topology: Topology,
     pub(crate) lru_policy: LruPolicy,
@@ -116,7 +118,8 @@ impl Default for ZswapConfig {
                 of_bytes: total_memory(),
             },
             accept_threshold_percent: 90,
-            shrinker: true,
+            shrink_worker: true,
+            shrinker_enabled: true,
             same_filled_pages: true,
             topology: Topology::detect(),
             lru_policy: LruPolicy::PerGroup,
@@ -144,9 +147,30 @@ impl ZswapConfig {
         self
     }
 
-    /// Whether the asynchronous shrink worker runs when the pool is full.
-    pub fn shrinker(mut self, enabled: bool) -> Self {
-        self.shrinker = enabled;
+    /// Whether the shrink worker (the kernel's `shrink_worker`, which
+    /// writes back round-robin when the global limit is hit) runs on a
+    /// thread of its own, woken by stores. Off: nothing runs in the
+    /// background, and the caller runs
+    /// [`Zswap::shrink_worker_pass`](crate::Zswap::shrink_worker_pass)
+    /// when [`Zswap::take_shrink_request`](crate::Zswap::take_shrink_request)
+    /// says a store asked for it (deterministic, as a simulator wants).
+    pub fn shrink_worker(mut self, threaded: bool) -> Self {
+        self.shrink_worker = threaded;
+        self
+    }
+
+    /// The kernel's `shrinker_enabled` module parameter: whether the
+    /// pressure shrinker ([`Zswap::shrinker_count`] and
+    /// [`Zswap::shrinker_scan`]) offers and writes back entries. On by
+    /// default here, since nothing calls them but the program (the
+    /// kernel's default is off because its shrinker runs under every
+    /// reclaim). Changeable later with
+    /// [`Zswap::set_shrinker_enabled`](crate::Zswap::set_shrinker_enabled).
+    ///
+    /// [`Zswap::shrinker_count`]: crate::Zswap::shrinker_count
+    /// [`Zswap::shrinker_scan`]: crate::Zswap::shrinker_scan
+    pub fn shrinker_enabled(mut self, enabled: bool) -> Self {
+        self.shrinker_enabled = enabled;
         self
     }
 

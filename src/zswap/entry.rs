@@ -186,20 +186,29 @@ impl Area {
     pub(crate) fn entries(&self) -> usize {
         let mut n = 0;
         self.slots
-            .for_each_payload(|cell| n += usize::from(!cell.is_empty()));
+            .for_each_payload(|cell| n += usize::from(cell.has_item()));
         n
     }
 }
 
 /// The index cell of a pinned slot: every change to a slot's entry happens
-/// under its pin.
+/// under its pin. Where the slot's page is on the device instead, the cell
+/// records the group that owns it (the kernel's swap_cgroup record), in
+/// the same word (see `ItemCell`'s tags).
 pub(crate) trait SlotIndex {
-    /// Puts `entry` in the slot; returns the entry it replaced.
+    /// Puts `entry` in the slot (dropping an owner record); returns the
+    /// entry it replaced.
     fn insert(&self, entry: Item<Entry>) -> Option<Item<Entry>>;
-    /// Takes the slot's entry out of the index.
+    /// Takes the slot's entry out of the index; an owner record stays.
     fn remove(&self) -> Option<Item<Entry>>;
+    /// Empties the cell: takes the entry out, or drops the owner record.
+    fn clear(&self) -> Option<Item<Entry>>;
     /// Whether the slot maps to exactly `entry`.
     fn maps_to(&self, entry: &Item<Entry>) -> bool;
+    /// Records that the slot's page is on the device, owned by `group`.
+    fn set_owner(&self, group: GroupId);
+    /// Takes the owner record, if the cell holds one.
+    fn take_owner(&self) -> Option<Owner>;
 }
 
 impl SlotIndex for Pin<'_> {
@@ -211,8 +220,62 @@ impl SlotIndex for Pin<'_> {
         self.payload().take()
     }
 
+    fn clear(&self) -> Option<Item<Entry>> {
+        self.payload().replace(None)
+    }
+
     fn maps_to(&self, entry: &Item<Entry>) -> bool {
         self.payload().holds(entry)
+    }
+
+    fn set_owner(&self, group: GroupId) {
+        let replaced = self.payload().set_tag(Owner::of(group).tag());
+        debug_assert!(replaced.is_none(), "an owner is recorded over no entry");
+    }
+
+    fn take_owner(&self) -> Option<Owner> {
+        self.payload().take_tag().map(Owner::from_tag)
+    }
+}
+
+/// The group that owns a slot whose page is on the device: its index and
+/// the low bits of its generation (31 on 64-bit targets; none on 32-bit,
+/// where a tag has 31 bits for the index alone), enough to tell a live
+/// group from a freed one whose index was reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Owner {
+    pub(crate) index: u32,
+    pub(crate) gen: u32,
+}
+
+/// Generation bits an owner record keeps.
+const OWNER_GEN_BITS: u32 = if usize::BITS >= 64 { 31 } else { 0 };
+
+impl Owner {
+    /// The record of `group`.
+    pub(crate) fn of(group: GroupId) -> Self {
+        Owner {
+            index: group.index() as u32,
+            gen: Self::gen_bits(group.generation()),
+        }
+    }
+
+    /// The generation bits a record keeps of `gen`.
+    pub(crate) fn gen_bits(gen: u32) -> u32 {
+        gen & ((1u64 << OWNER_GEN_BITS) - 1) as u32
+    }
+
+    fn tag(self) -> usize {
+        let word = (u64::from(self.gen) << 32) | u64::from(self.index);
+        (word as usize) & crate::lru::TAG_MAX
+    }
+
+    fn from_tag(tag: usize) -> Self {
+        let word = tag as u64;
+        Owner {
+            index: word as u32,
+            gen: Self::gen_bits((word >> 32) as u32),
+        }
     }
 }
 

@@ -21,15 +21,18 @@
 mod config;
 mod entry;
 mod reclaim;
+mod shrinker;
 mod stats;
 mod store;
 mod tables;
+mod worker;
 
 #[cfg(feature = "testing")]
 pub(crate) use store::same_filled;
 
 pub use config::{total_memory, LruPolicy, PoolLimit, ZswapConfig};
 pub use reclaim::ShrinkResult;
+pub use shrinker::ShrinkerScan;
 pub use stats::ZswapStats;
 
 use entry::{Area, Entry, SlotIndex};
@@ -68,7 +71,12 @@ pub(crate) struct Inner {
     reached_full: AtomicBool,
     stats: Counters,
     cursor: RoundRobin,
-    worker: reclaim::WorkerSignal,
+    worker: worker::WorkerSignal,
+    /// The kernel's `shrinker_enabled`.
+    shrinker_enabled: AtomicBool,
+    /// Swap-ins served by the device, per (group, node), not yet consumed
+    /// by `shrinker_count`.
+    disk_swapins: shrinker::DiskSwapins,
 }
 
 /// A zswap instance: compressed pools in front of swap areas.
@@ -77,7 +85,7 @@ pub(crate) struct Inner {
 /// use zswap::{Groups, GroupId, MemDevice, Zswap, ZswapConfig};
 /// let groups = Groups::new();
 /// let tenant = groups.create(GroupId::ROOT).unwrap();
-/// let zswap = Zswap::new(ZswapConfig::default().shrinker(false), &groups).unwrap();
+/// let zswap = Zswap::new(ZswapConfig::default().shrink_worker(false), &groups).unwrap();
 /// zswap.swapon(Box::new(MemDevice::new(1024))).unwrap();
 ///
 /// let page = vec![0x5a; 4096];
@@ -89,7 +97,7 @@ pub(crate) struct Inner {
 /// ```
 pub struct Zswap {
     inner: Arc<Inner>,
-    worker: Option<reclaim::Worker>,
+    worker: Option<worker::Worker>,
 }
 
 impl std::fmt::Debug for Zswap {
@@ -140,11 +148,13 @@ impl Zswap {
             reached_full: AtomicBool::new(false),
             stats: Counters::default(),
             cursor: RoundRobin::new(),
-            worker: reclaim::WorkerSignal::new(),
+            worker: worker::WorkerSignal::new(),
+            shrinker_enabled: AtomicBool::new(cfg.shrinker_enabled),
+            disk_swapins: shrinker::DiskSwapins::new(cfg.topology.nr_node_ids()),
             cfg,
         });
-        let worker = if inner.cfg.shrinker {
-            reclaim::Worker::start(&inner)?
+        let worker = if inner.cfg.shrink_worker {
+            worker::Worker::start(&inner)?
         } else {
             None
         };
@@ -200,19 +210,31 @@ impl Zswap {
         let area = inner.area(slot.area)?;
         area.slots.claim(slot.offset)?;
         let pin = area.slots.pin(slot.offset)?;
-        inner.store_pinned(&pin, slot, page, group, node)
+        let stored = inner.store_pinned(&pin, slot, page, group, node);
+        if !matches!(stored, Ok(true)) {
+            // The caller writes the page to the device: record its owner.
+            pin.set_owner(group);
+        }
+        stored
     }
 
     /// Loads `slot`'s page into `page` and drops the entry (`zswap_load`;
     /// loads are exclusive). `Ok(false)`: zswap does not hold it (it was
-    /// written back, or never stored).
+    /// written back, or never stored), and the caller reads the device;
+    /// that counts as a disk swap-in against the slot's owner, as the
+    /// kernel's `swap_read_folio` calls `zswap_folio_swapin` (see
+    /// [`shrinker_count`](Self::shrinker_count)).
     pub fn load(&self, slot: SwapSlot, page: &mut [u8]) -> Result<bool, Error> {
         if page.len() != PAGE_SIZE {
             return Err(Error::PageSize(page.len()));
         }
         let area = self.inner.area(slot.area)?;
         let pin = area.slots.pin(slot.offset)?;
-        self.inner.load_pinned(&pin, page)
+        let hit = self.inner.load_pinned(&pin, page)?;
+        if !hit {
+            self.inner.note_disk_swapin(&pin);
+        }
+        Ok(hit)
     }
 
     /// The swap slot was freed: drop its entry, if any, and free the slot
@@ -220,7 +242,7 @@ impl Zswap {
     pub fn invalidate(&self, slot: SwapSlot) -> Result<(), Error> {
         let area = self.inner.area(slot.area)?;
         let pin = area.slots.pin(slot.offset)?;
-        match pin.remove() {
+        match pin.clear() {
             Some(e) => self.inner.free_entry(&e),
             // Its page, if any, is on the device: let the device drop it.
             None => area.device.discard(u64::from(slot.offset)),
@@ -245,13 +267,17 @@ impl Zswap {
         let r = match inner.store_pinned(&pin, slot, page, group, node) {
             Ok(true) => Ok(()),
             Ok(false) => match inner.groups.writeback_enabled(group) {
-                Ok(true) => area.device.write_page(u64::from(slot.offset), page),
+                Ok(true) => {
+                    pin.set_owner(group);
+                    area.device.write_page(u64::from(slot.offset), page)
+                }
                 Ok(false) => Err(Error::Rejected),
                 Err(e) => Err(e),
             },
             Err(e) => Err(e),
         };
         if r.is_err() {
+            pin.clear();
             // Released when the pin drops (see `invalidate`).
             area.slots.free(slot.offset)?;
         }
@@ -269,6 +295,7 @@ impl Zswap {
         let pin = area.slots.pin(slot.offset)?;
         if !self.inner.load_pinned(&pin, page)? {
             area.device.read_page(u64::from(slot.offset), page)?;
+            self.inner.note_disk_swapin(&pin);
             area.device.discard(u64::from(slot.offset));
         }
         // Released when the pin drops (see `invalidate`).

@@ -1,5 +1,7 @@
-//! Reclaim: writeback of one entry, shrinking one group's lists, the
-//! round-robin shrink worker, and the shrinker's count/scan.
+//! Reclaim: writeback of one entry, the walk that writes back from one
+//! list, shrinking one group's lists (`shrink_memcg`) and the round-robin
+//! shrink worker's pass. The pressure shrinker and proactive reclaim build
+//! on the walk (`shrinker.rs`); the worker's thread is `worker.rs`.
 //!
 //! Writeback (`zswap_writeback_entry`), the protocol IMPLEMENTATION.md
 //! sets out under "One rule for every race":
@@ -64,9 +66,22 @@ pub enum ShrinkResult {
     Wrote(usize),
 }
 
+/// What one walk of a list wrote back.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Walked {
+    /// Pages written back.
+    pub(super) written: usize,
+    /// Pool bytes they were charged (what writing them back freed).
+    pub(super) bytes: u64,
+    /// Whether the walk met a slot busy in the swap cache (pinned) and
+    /// stopped there (the kernel's `encountered_page_in_swapcache`).
+    pub(super) busy: bool,
+}
+
 /// What writing one entry back came to.
 enum Writeback {
-    Written,
+    /// Written back; the pool bytes it was charged.
+    Written(u64),
     /// Invalidated or replaced meanwhile; its remover freed it.
     Gone,
     /// The slot's pin is held (a load, store or invalidate in flight, or a
@@ -129,6 +144,9 @@ impl Inner {
         // Counted before the free, which may free the entry's group (its
         // last reference).
         let group = self.group_of(entry);
+        // The slot's page is on the device now: the cell records its owner,
+        // whose swap-in from the device the shrinker will hear of.
+        pin.set_owner(group);
         let _ = self.groups.count_event(group, GroupEvent::Zswpwb);
         if let Some(asker) = for_limit {
             if !self.owns(asker, group) {
@@ -136,9 +154,10 @@ impl Inner {
             }
         }
         inc(&self.stats.written_back_pages);
+        let bytes = entry.data().charged_len();
         self.free_entry_in(entry, pool);
         drop(pin);
-        Writeback::Written
+        Writeback::Written(bytes)
     }
 
     /// Puts back an entry whose slot was busy. The pin holder usually
@@ -163,18 +182,18 @@ impl Inner {
         }
     }
 
-    /// Walks one list with the writeback callback; returns pages written.
+    /// Walks one list with the writeback callback (`shrink_memcg_cb`).
     /// `for_limit`: the group whose `zswap_max` asked for this walk, so
     /// that writebacks of anyone else's pages count as foreign.
-    fn walk_writeback(
+    pub(super) fn walk_writeback(
         &self,
         node: NodeId,
         list: GroupId,
         for_limit: Option<GroupId>,
         budget: &mut usize,
-    ) -> usize {
+    ) -> Walked {
         let global = self.cfg.lru_policy == LruPolicy::Global;
-        let mut written = 0;
+        let mut walked = Walked::default();
         let _ = self.lru.walk_one(node, list, budget, |g| {
             // Second chance: a referenced entry is rotated once.
             if g.item().take_referenced() {
@@ -201,8 +220,9 @@ impl Inner {
                 r
             });
             match result {
-                Writeback::Written => {
-                    written += 1;
+                Writeback::Written(bytes) => {
+                    walked.written += 1;
+                    walked.bytes += bytes;
                     LruStatus::RemovedRetry
                 }
                 Writeback::Gone => LruStatus::RemovedRetry,
@@ -210,6 +230,7 @@ impl Inner {
                     // A swap-in made it hot: we are shrinking into the warm
                     // end; stop (the kernel's EEXIST → LRU_STOP).
                     inc(&self.stats.reject_reclaim_fail);
+                    walked.busy = true;
                     LruStatus::Stop
                 }
                 Writeback::Failed => {
@@ -218,7 +239,7 @@ impl Inner {
                 }
             }
         });
-        written
+        walked
     }
 
     /// Whether `asker`'s pages include `group`'s: itself or a descendant.
@@ -232,8 +253,24 @@ impl Inner {
     /// everyone's list under [`LruPolicy::Global`]). `for_limit` is set when
     /// `group`'s own `zswap_max` asked (the store path).
     pub(super) fn shrink_group(&self, group: GroupId, for_limit: bool) -> ShrinkResult {
+        match self.shrink_lists(group, for_limit.then_some(group), 1) {
+            None => ShrinkResult::Skipped,
+            Some(w) if w.written > 0 => ShrinkResult::Wrote(w.written),
+            Some(_) => ShrinkResult::Failed,
+        }
+    }
+
+    /// Walks `group`'s own lists, `per_node` entries of each node's; `None`
+    /// if it is no candidate (offline, writeback disabled, nothing stored:
+    /// `-ENOENT`).
+    pub(super) fn shrink_lists(
+        &self,
+        group: GroupId,
+        for_limit: Option<GroupId>,
+        per_node: usize,
+    ) -> Option<Walked> {
         if !self.groups.is_online(group) || !self.groups.writeback_enabled(group).unwrap_or(false) {
-            return ShrinkResult::Skipped;
+            return None;
         }
         let list = self.list_group(group);
         let nodes = self.lru.nr_nodes();
@@ -241,22 +278,21 @@ impl Inner {
             .map(|n| self.lru.count_one(NodeId(n as u32), list).unwrap_or(0))
             .sum();
         if stored == 0 {
-            return ShrinkResult::Skipped;
+            return None;
         }
-        let asker = for_limit.then_some(group);
-        let mut written = 0;
+        let mut all = Walked::default();
         for n in 0..nodes {
-            let mut budget = 1;
-            written += self.walk_writeback(NodeId(n as u32), list, asker, &mut budget);
+            let mut budget = per_node;
+            let w = self.walk_writeback(NodeId(n as u32), list, for_limit, &mut budget);
+            all.written += w.written;
+            all.bytes += w.bytes;
+            all.busy |= w.busy;
         }
-        if written > 0 {
-            ShrinkResult::Wrote(written)
-        } else {
-            ShrinkResult::Failed
-        }
+        Some(all)
     }
 
-    /// The shrinker's scan: up to `nr` entries of one list.
+    /// A raw scan: up to `nr` entries of one list, whatever the shrinker
+    /// setting (what [`Zswap::scan`](super::Zswap::scan) does).
     pub(super) fn scan(
         &self,
         node: NodeId,
@@ -268,7 +304,7 @@ impl Inner {
             return Ok(0);
         }
         let mut budget = nr;
-        Ok(self.walk_writeback(node, group, None, &mut budget))
+        Ok(self.walk_writeback(node, group, None, &mut budget).written)
     }
 
     /// One run of the shrink worker (`shrink_worker`): round-robin over the
@@ -305,111 +341,5 @@ impl Inner {
             }
         }
         written
-    }
-}
-
-pub(super) use worker::{Worker, WorkerSignal};
-
-#[cfg(not(loom))]
-mod worker {
-    //! The asynchronous shrink worker: one OS thread per `Zswap`, woken when
-    //! a store finds the pool full.
-
-    use std::time::Duration;
-
-    use super::Inner;
-    use crate::sync::{spawn_named, Arc, Condvar, Mutex};
-    use crate::Error;
-
-    #[derive(Default)]
-    struct State {
-        wake: bool,
-        stop: bool,
-    }
-
-    /// How stores wake the worker.
-    #[derive(Default)]
-    pub(crate) struct WorkerSignal {
-        state: Mutex<State>,
-        cv: Condvar,
-    }
-
-    impl WorkerSignal {
-        pub(crate) fn new() -> Self {
-            Self::default()
-        }
-
-        /// Queues a shrink run (`queue_work(shrink_wq, ...)`).
-        pub(crate) fn wake(&self) {
-            let mut s = self.state.lock();
-            if !s.wake {
-                s.wake = true;
-                self.cv.notify_one();
-            }
-        }
-    }
-
-    /// The worker thread.
-    pub(crate) struct Worker {
-        thread: std::thread::JoinHandle<()>,
-    }
-
-    impl Worker {
-        pub(crate) fn start(inner: &Arc<Inner>) -> Result<Option<Self>, Error> {
-            let inner = inner.clone();
-            let thread = spawn_named("zswap-shrink", move || loop {
-                {
-                    let mut s = inner.worker.state.lock();
-                    while !s.wake && !s.stop {
-                        inner.worker.cv.wait_for(&mut s, Duration::from_millis(200));
-                    }
-                    if s.stop {
-                        return;
-                    }
-                    s.wake = false;
-                }
-                inner.shrink_worker_pass();
-            })?;
-            Ok(Some(Worker { thread }))
-        }
-
-        pub(crate) fn stop(self, inner: &Inner) {
-            {
-                let mut s = inner.worker.state.lock();
-                s.stop = true;
-                inner.worker.cv.notify_one();
-            }
-            let _ = self.thread.join();
-        }
-    }
-}
-
-#[cfg(loom)]
-mod worker {
-    //! Under loom there is no worker thread: models call
-    //! `Zswap::shrink_worker_pass` themselves.
-
-    use super::Inner;
-    use crate::sync::Arc;
-    use crate::Error;
-
-    pub(crate) struct WorkerSignal;
-
-    impl WorkerSignal {
-        pub(crate) fn new() -> Self {
-            WorkerSignal
-        }
-
-        pub(crate) fn wake(&self) {}
-    }
-
-    pub(crate) struct Worker;
-
-    impl Worker {
-        pub(crate) fn start(_: &Arc<Inner>) -> Result<Option<Self>, Error> {
-            Ok(None)
-        }
-
-        pub(crate) fn stop(self, _: &Inner) {}
     }
 }

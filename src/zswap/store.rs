@@ -82,9 +82,12 @@ impl Inner {
             self.free_entry(&old);
         }
         if !self.groups.may_zswap(group)? {
-            // Reclaim from this group's own lists only; nothing freed: reject.
-            let freed = self.shrink_group(group, true);
-            if !matches!(freed, ShrinkResult::Wrote(_)) || !self.groups.may_zswap(group)? {
+            // Reclaim from this group's own lists only; nothing freed:
+            // reject. Something freed: store without checking the limit
+            // again, as the kernel's `zswap_store` does after a successful
+            // `shrink_memcg` (the new, hotter page is let in, and the group
+            // may end a little over its `zswap_max`: IMPLEMENTATION.md).
+            if !matches!(self.shrink_group(group, true), ShrinkResult::Wrote(_)) {
                 return Ok(false);
             }
         }

@@ -72,10 +72,12 @@ struct Pool {
 }
 
 /// A swapped-out page the caller is about to give its slot (see
-/// [`Model::swap_out`]): a new entry, or a page for the device.
+/// [`Model::swap_out`]): a new entry, or a page for the device (with its
+/// owner).
 pub struct Pending {
     entry: Option<Entry>,
     page: usize,
+    owner: (usize, u32),
 }
 
 /// The model.
@@ -87,8 +89,14 @@ pub struct Model {
     /// Indexes of freed groups, oldest first.
     free_groups: std::collections::VecDeque<usize>,
     entries: BTreeMap<u32, Entry>,
-    /// Slot → page, for pages on the device.
-    device: BTreeMap<u32, usize>,
+    /// Slot → (page, owning group's index and generation), for pages on
+    /// the device.
+    device: BTreeMap<u32, (usize, (usize, u32))>,
+    /// Group index → (generation, disk swap-ins not yet consumed by a
+    /// shrinker count).
+    disk_swapins: BTreeMap<usize, (u32, u64)>,
+    /// The kernel's `shrinker_enabled`.
+    shrinker_on: bool,
     /// Group → the slots on its list, coldest first (under
     /// [`LruPolicy::Global`], everyone's sit on the root's).
     lists: BTreeMap<usize, Vec<u32>>,
@@ -128,6 +136,8 @@ impl Model {
             free_groups: std::collections::VecDeque::new(),
             entries: BTreeMap::new(),
             device: BTreeMap::new(),
+            disk_swapins: BTreeMap::new(),
+            shrinker_on: true,
             lists: BTreeMap::new(),
             pools: Vec::new(),
             current: 0,
@@ -368,11 +378,11 @@ impl Model {
     /// `zswap_store` of `page` (number `page_no`) for group `g`: the entry,
     /// or `None` if rejected.
     fn store(&mut self, page_no: usize, page: &[u8], g: usize) -> Option<Entry> {
-        if !self.may_zswap(g) {
-            let freed = self.shrink(g, true);
-            if !matches!(freed, ShrinkResult::Wrote(_)) || !self.may_zswap(g) {
-                return None;
-            }
+        // A group at its limit reclaims from its own list; if that wrote
+        // anything back, the page is stored without a second look at the
+        // limit (the kernel's `zswap_store`).
+        if !self.may_zswap(g) && !matches!(self.shrink(g, true), ShrinkResult::Wrote(_)) {
+            return None;
         }
         if !self.global_limit_allows() {
             return None;
@@ -449,6 +459,7 @@ impl Model {
                 Pending {
                     entry: Some(e),
                     page: page_no,
+                    owner: (g, self.groups[g].gen),
                 },
             )),
             None if self.writeback_enabled(g) => Ok((
@@ -456,6 +467,7 @@ impl Model {
                 Pending {
                     entry: None,
                     page: page_no,
+                    owner: (g, self.groups[g].gen),
                 },
             )),
             None => Err(Error::Rejected),
@@ -478,7 +490,7 @@ impl Model {
                 self.entries.insert(slot, e);
             }
             None => {
-                self.device.insert(slot, pending.page);
+                self.device.insert(slot, (pending.page, pending.owner));
             }
         }
     }
@@ -487,7 +499,7 @@ impl Model {
     pub fn place_of(&self, slot: u32) -> Option<(Place, usize)> {
         match (self.entries.get(&slot), self.device.get(&slot)) {
             (Some(e), _) => Some((Place::Zswap, e.page)),
-            (None, Some(&p)) => Some((Place::Device, p)),
+            (None, Some(&(p, _))) => Some((Place::Device, p)),
             (None, None) => None,
         }
     }
@@ -537,7 +549,58 @@ impl Model {
             self.free_entry(slot, e);
             return Some((Place::Zswap, page));
         }
-        self.device.remove(&slot).map(|p| (Place::Device, p))
+        let (page, owner) = self.device.remove(&slot)?;
+        self.disk_swapin(owner);
+        Some((Place::Device, page))
+    }
+
+    /// A page of `owner` (index, generation) read back from the device.
+    fn disk_swapin(&mut self, (g, gen): (usize, u32)) {
+        let c = self.disk_swapins.entry(g).or_insert((gen, 0));
+        if c.0 != gen {
+            *c = (gen, 0);
+        }
+        c.1 += 1;
+    }
+
+    /// `Zswap::disk_swapins` of `id` (one node).
+    pub fn disk_swapins(&self, id: GroupId) -> Result<u64, Error> {
+        let g = self.index(id)?;
+        Ok(match self.disk_swapins.get(&g) {
+            Some(&(gen, n)) if gen == self.groups[g].gen => n,
+            _ => 0,
+        })
+    }
+
+    /// `Zswap::set_shrinker_enabled`.
+    pub fn set_shrinker_enabled(&mut self, on: bool) {
+        self.shrinker_on = on;
+    }
+
+    /// `Zswap::shrinker_count` (one node): the list's length less the
+    /// disk swap-ins it consumes, scaled by compressed pages per stored
+    /// page.
+    pub fn shrinker_count(&mut self, id: GroupId) -> Result<u64, Error> {
+        let g = self.index(id)?;
+        if !self.shrinker_on || !self.writeback_enabled(g) {
+            return Ok(0);
+        }
+        let freeable = self.lists.get(&self.list_of(g)).map_or(0, Vec::len) as u64;
+        let stats = self.groups[g].stats;
+        let (backing, stored) = (stats.zswap / PAGE_SIZE as u64, stats.zswapped);
+        if stored == 0 || freeable == 0 {
+            return Ok(0);
+        }
+        let gen = self.groups[g].gen;
+        let consumed = match self.disk_swapins.get_mut(&g) {
+            Some((c_gen, n)) if *c_gen == gen => {
+                let take = (*n).min(freeable);
+                *n -= take;
+                take
+            }
+            _ => 0,
+        };
+        Ok((freeable - consumed) * backing / stored)
     }
 
     /// `Zswap::free` of `slot`.

@@ -2,7 +2,7 @@
 //! the shrinker's scan, the round-robin cursor and the shrink worker.
 
 use super::Model;
-use crate::{Error, GroupId, ShrinkResult};
+use crate::{Error, GroupId, ShrinkResult, ShrinkerScan};
 
 /// The shrink worker's give-up count (`MAX_RECLAIM_RETRIES`).
 const MAX_RECLAIM_RETRIES: u32 = 16;
@@ -24,7 +24,18 @@ impl Model {
     /// group may not write back is skipped; any other is written back and
     /// the walk restarts from the head. The device never fails here.
     fn walk(&mut self, list: usize, asker: Option<usize>, budget: &mut usize) -> usize {
-        let mut written = 0;
+        self.walk_bytes(list, asker, budget).0
+    }
+
+    /// [`walk`](Self::walk), with the pool bytes the written entries were
+    /// charged.
+    fn walk_bytes(
+        &mut self,
+        list: usize,
+        asker: Option<usize>,
+        budget: &mut usize,
+    ) -> (usize, u64) {
+        let (mut written, mut bytes) = (0, 0);
         let mut i = 0;
         while let Some(&slot) = self.lists.get(&list).and_then(|l| l.get(i)) {
             if *budget == 0 {
@@ -51,7 +62,9 @@ impl Model {
                 continue;
             }
             let e = self.entries.remove(&slot).expect("listed entries exist");
-            self.device.insert(slot, e.page);
+            self.device
+                .insert(slot, (e.page, (group, self.groups[group].gen)));
+            bytes += e.len;
             self.count(group, |s| s.zswpwb += 1);
             // Counted before the free, which may free the group.
             if let Some(asker) = asker {
@@ -64,7 +77,7 @@ impl Model {
             written += 1;
             i = 0;
         }
-        written
+        (written, bytes)
     }
 
     /// `shrink_memcg`: one entry from `g`'s own list.
@@ -98,6 +111,69 @@ impl Model {
         }
         let mut budget = nr;
         Ok(self.walk(g, None, &mut budget))
+    }
+
+    /// `Zswap::shrinker_scan` of up to `nr` entries of `id`'s list (one
+    /// node; nothing is ever busy here).
+    pub fn shrinker_scan(&mut self, id: GroupId, nr: usize) -> Result<ShrinkerScan, Error> {
+        let g = self.index(id)?;
+        let mut scan = ShrinkerScan::default();
+        if self.shrinker_on && self.writeback_enabled(g) {
+            let mut budget = nr;
+            scan.written = self.walk(self.list_of(g), None, &mut budget);
+        }
+        scan.stop = scan.written == 0;
+        Ok(scan)
+    }
+
+    /// `Zswap::reclaim`: passes over the online subtree of `id` in
+    /// pre-order, 32 entries of each candidate's list per pass, until
+    /// `bytes` are freed, no group is a candidate, or 16 passes wrote
+    /// nothing.
+    pub fn reclaim(&mut self, id: GroupId, bytes: u64) -> Result<u64, Error> {
+        let g = self.index(id)?;
+        if !self.groups[g].online {
+            return Err(Error::GroupOffline(id));
+        }
+        let (mut freed, mut failures) = (0, 0);
+        while freed < bytes {
+            let mut subtree = Vec::new();
+            let mut next = Some(g);
+            while let Some(x) = next {
+                subtree.push(x);
+                next = self
+                    .pre_order_next(x, true)
+                    .filter(|&n| self.ancestors(n).contains(&g));
+            }
+            let (mut attempted, mut wrote) = (false, false);
+            for x in subtree {
+                let list = self.list_of(x);
+                if !self.groups[x].online
+                    || !self.writeback_enabled(x)
+                    || self.lists.get(&list).is_none_or(Vec::is_empty)
+                {
+                    continue;
+                }
+                attempted = true;
+                let mut budget = 32;
+                let (n, b) = self.walk_bytes(list, None, &mut budget);
+                wrote |= n > 0;
+                freed += b;
+                if freed >= bytes {
+                    break;
+                }
+            }
+            if !attempted {
+                break;
+            }
+            if !wrote {
+                failures += 1;
+                if failures == MAX_RECLAIM_RETRIES {
+                    break;
+                }
+            }
+        }
+        Ok(freed)
     }
 
     /// The pre-order successor of `g`, into its children only if `descend`.
