@@ -129,6 +129,13 @@ struct RunArgs {
     /// (not tmpfs): set TMPDIR to one.
     #[arg(long)]
     direct_io: bool,
+    /// Run zswap's shrink worker on its own thread, as the kernel's
+    /// workqueue does, instead of inline in the simulation loop right after
+    /// the store that asked for it. Results then vary from run to run with
+    /// the threads' timing; without it a seed gives the same results every
+    /// run.
+    #[arg(long)]
+    async_worker: bool,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -278,6 +285,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
                 compressor: a.compressor.clone(),
                 policy,
                 shrinker: true,
+                async_worker: a.async_worker,
                 seed: a.seed,
                 samples: 200,
                 keys: Some(vec![keys.clone()]),
@@ -302,6 +310,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|&p| RunSpec {
                     direct_io: a.direct_io,
+                    async_worker: a.async_worker,
                     ..s.spec(p, &a.compressor, a.accesses, a.seed)
                 })
                 .collect();

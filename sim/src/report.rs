@@ -20,6 +20,9 @@ pub struct Report {
     pub compressor: String,
     /// The swap file's I/O: `buffered` (page cache) or `direct` (`O_DIRECT`).
     pub device: String,
+    /// The shrink worker: `inline` (run by the simulation loop: the same
+    /// results every run), `thread` (`--async-worker`), or `off`.
+    pub worker: String,
     /// Accesses simulated.
     pub accesses: u64,
     /// Wall time of the accesses.
@@ -169,11 +172,12 @@ pub fn table(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{} · policy {} · {} · {} swap file · {} accesses in {:.1} s · pool limit {} MiB",
+        "{} · policy {} · {} · {} swap file · {} worker · {} accesses in {:.1} s · pool limit {} MiB",
         r.scenario,
         r.policy,
         r.compressor,
         r.device,
+        r.worker,
         r.accesses,
         r.elapsed_ms as f64 / 1000.0,
         mib(r.pool_limit_bytes)

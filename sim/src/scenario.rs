@@ -330,6 +330,7 @@ impl Scenario {
             compressor: compressor.into(),
             policy,
             shrinker: self.shrinker,
+            async_worker: false,
             seed,
             samples: 200,
             keys: None,

@@ -648,3 +648,28 @@ fn hold_memory_until_stdin_closes() {
     let _ = std::io::stdin().read_line(&mut sink);
     std::hint::black_box(&held);
 }
+
+/// With a seed, a run prints the same results every time: the shrink
+/// worker runs inline at fixed points of the loop (`--async-worker` keeps
+/// the thread). Only the wall-clock field may differ.
+#[test]
+fn a_seed_gives_the_same_results_every_run() {
+    let run = || {
+        let mut v = json(&sim(&["--accesses", "150000", "--json", "--seed", "7"]));
+        let obj = v.as_object_mut().unwrap();
+        assert!(
+            obj.remove("elapsed_ms").is_some(),
+            "the one wall-clock field"
+        );
+        v
+    };
+    let (a, b) = (run(), run());
+    assert_eq!(a["worker"], "inline");
+    assert!(
+        a["global"]["pool_limit_hit"].as_u64().unwrap() > 0,
+        "the worker ran"
+    );
+    assert_eq!(a, b);
+    let t = json(&sim(&["--scenario", "usage", "--json", "--async-worker"]));
+    assert_eq!(t["worker"], "thread");
+}
