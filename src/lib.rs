@@ -65,7 +65,8 @@ pub use swap::{
     AreaId, Checksummed, FileDevice, MemDevice, SlotPin, SwapArea, SwapDevice, SwapSlot,
 };
 pub use zswap::{
-    total_memory, LruPolicy, PoolLimit, ShrinkResult, ShrinkerScan, Zswap, ZswapConfig, ZswapStats,
+    total_memory, LruPolicy, PoolLimit, ShrinkResult, ShrinkerScan, WorkerPolicy, Zswap,
+    ZswapConfig, ZswapStats,
 };
 
 /// Compile-time checks that the types programs share between threads are

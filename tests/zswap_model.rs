@@ -9,7 +9,7 @@
 
 use proptest::prelude::*;
 use zswap::testing::zswap_model::{ZswapHarness, ZswapOp};
-use zswap::LruPolicy;
+use zswap::{LruPolicy, WorkerPolicy};
 
 fn op() -> impl Strategy<Value = ZswapOp> {
     prop_oneof![
@@ -49,6 +49,12 @@ proptest! {
     #[test]
     fn global_lru_matches_model(ops in prop::collection::vec(op(), 1..250)) {
         run(ZswapHarness::with_policy(LruPolicy::Global), &ops)?;
+    }
+
+    /// And with the proportional shrink worker.
+    #[test]
+    fn proportional_worker_matches_model(ops in prop::collection::vec(op(), 1..250)) {
+        run(ZswapHarness::with_policies(LruPolicy::PerGroup, WorkerPolicy::Proportional), &ops)?;
     }
 }
 
@@ -91,4 +97,42 @@ fn areas_and_pools_cycle_against_the_model() {
         h.apply(op).unwrap();
     }
     h.drain().unwrap();
+}
+
+/// The proportional worker against the model on a run that works it:
+/// four sibling groups storing in the ratio 1:2:4:8 until the global limit
+/// is hit, then passes (which first give every entry its second chance),
+/// and more stores and passes, under both list designs.
+#[test]
+fn proportional_worker_on_groups_of_four_sizes() {
+    use ZswapOp::*;
+    for policy in [LruPolicy::PerGroup, LruPolicy::Global] {
+        let mut h = ZswapHarness::with_policies(policy, WorkerPolicy::Proportional);
+        let mut ops = vec![Create { parent: 0 }; 4];
+        let weights = [1u8, 2, 4, 8];
+        for round in 0..3u16 {
+            for i in 0..150u16 {
+                // Groups 1..=4 (the ids after the root), by weight.
+                let mut pick = (i * 7 + round) % 15;
+                let group = weights
+                    .iter()
+                    .position(|&w| {
+                        let hit = pick < u16::from(w);
+                        pick = pick.saturating_sub(u16::from(w));
+                        hit
+                    })
+                    .unwrap() as u8
+                    + 1;
+                ops.push(SwapOut {
+                    page: round * 150 + i,
+                    group,
+                });
+            }
+            ops.extend([WorkerPass, WorkerPass, ShrinkerCount { group: 4 }]);
+        }
+        for op in &ops {
+            h.apply(op).unwrap_or_else(|e| panic!("{policy:?}: {e}"));
+        }
+        h.drain().unwrap();
+    }
 }

@@ -13,7 +13,7 @@ use indicatif::ProgressBar;
 use serde::Serialize;
 use zswap::{
     Checksummed, Error, FileDevice, GroupId, Groups, LruPolicy, PoolLimit, SwapSlot, Topology,
-    Zswap, ZswapConfig, PAGE_SIZE,
+    WorkerPolicy, Zswap, ZswapConfig, PAGE_SIZE,
 };
 
 use crate::pages::{Contents, PageSource};
@@ -54,6 +54,8 @@ pub struct RunSpec {
     pub compressor: String,
     /// Group-aware lists or one global LRU.
     pub policy: LruPolicy,
+    /// How the shrink worker spreads writeback over the groups.
+    pub worker_policy: WorkerPolicy,
     /// The shrink worker on or off.
     pub shrinker: bool,
     /// The shrink worker on its own thread (timing-dependent results)
@@ -91,6 +93,14 @@ pub fn policy_name(p: LruPolicy) -> &'static str {
     }
 }
 
+/// The worker policy's name on the command line and in reports.
+pub fn worker_policy_name(p: WorkerPolicy) -> &'static str {
+    match p {
+        WorkerPolicy::Proportional => "proportional",
+        _ => "round-robin",
+    }
+}
+
 /// A swap file in the temporary directory, unlinked as soon as it is open:
 /// the device keeps its descriptor, and nothing is left behind however the
 /// run ends (an error, Ctrl-C, a kill).
@@ -119,6 +129,7 @@ pub fn run(
             .max_pool(PoolLimit::Bytes(spec.pool_bytes))
             .shrink_worker(spec.shrinker && spec.async_worker)
             .lru_policy(spec.policy)
+            .worker_policy(spec.worker_policy)
             .topology(Topology::single()),
         &groups,
     )
@@ -425,6 +436,7 @@ fn report(
         policy: policy_name(spec.policy).into(),
         compressor: zswap.compressor().to_string(),
         device: if spec.direct_io { "direct" } else { "buffered" }.into(),
+        worker_policy: worker_policy_name(spec.worker_policy).into(),
         worker: match (spec.shrinker, spec.async_worker) {
             (false, _) => "off",
             (true, false) => "inline",

@@ -20,7 +20,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use zswap::LruPolicy;
+use zswap::{LruPolicy, WorkerPolicy};
 
 use machine::{RunSpec, TenantSpec};
 use pages::{Contents, PageSource};
@@ -62,6 +62,33 @@ enum Cmd {
     },
 }
 
+/// What `--compare` sets side by side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Compare {
+    /// Group-aware lists against one global LRU.
+    Lru,
+    /// The round-robin shrink worker against the proportional one.
+    Worker,
+}
+
+/// The shrink worker's policy on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum WorkerPolicyArg {
+    /// One entry per group in turn, as the kernel's shrink_worker.
+    RoundRobin,
+    /// In proportion to each group's list length.
+    Proportional,
+}
+
+impl From<WorkerPolicyArg> for WorkerPolicy {
+    fn from(p: WorkerPolicyArg) -> Self {
+        match p {
+            WorkerPolicyArg::RoundRobin => WorkerPolicy::RoundRobin,
+            WorkerPolicyArg::Proportional => WorkerPolicy::Proportional,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Policy {
     /// Per-group lists: a group at its limit writes back its own pages.
@@ -90,9 +117,16 @@ struct RunArgs {
     /// Which LRU design to run.
     #[arg(long, value_enum, default_value_t = Policy::GroupAware)]
     policy: Policy,
-    /// Run both policies on the same inputs, side by side.
-    #[arg(long)]
-    compare: bool,
+    /// Run two designs on the same inputs, side by side: the two list
+    /// designs (`--compare`, or `--compare lru`), or the shrink worker's two
+    /// policies (`--compare worker`).
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "lru")]
+    compare: Option<Compare>,
+    /// How the shrink worker spreads writeback over the groups when the
+    /// global limit is hit (default: the scenario's; round-robin, as the
+    /// kernel, but for the proportional scenario).
+    #[arg(long, value_enum)]
+    worker_policy: Option<WorkerPolicyArg>,
     /// Print one JSON document instead of tables.
     #[arg(long)]
     json: bool,
@@ -250,10 +284,17 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         }
         None => PageSource::embedded(),
     };
-    let policies: Vec<LruPolicy> = if a.compare {
-        vec![LruPolicy::PerGroup, LruPolicy::Global]
-    } else {
-        vec![a.policy.into()]
+    // (list design, worker policy) of each run; a worker policy of `None`
+    // is the scenario's own.
+    let lru: LruPolicy = a.policy.into();
+    let worker = a.worker_policy.map(WorkerPolicy::from);
+    let variants: Vec<(LruPolicy, Option<WorkerPolicy>)> = match a.compare {
+        None => vec![(lru, worker)],
+        Some(Compare::Lru) => vec![(LruPolicy::PerGroup, worker), (LruPolicy::Global, worker)],
+        Some(Compare::Worker) => vec![
+            (lru, Some(WorkerPolicy::RoundRobin)),
+            (lru, Some(WorkerPolicy::Proportional)),
+        ],
     };
     // (specs, the scenario they run, the trace they replay) per run group.
     let mut jobs: Vec<Jobs> = Vec::new();
@@ -266,9 +307,9 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         let name = path
             .file_name()
             .map_or("trace".into(), |n| n.to_string_lossy().into_owned());
-        let specs = policies
+        let specs = variants
             .iter()
-            .map(|&policy| RunSpec {
+            .map(|&(policy, worker)| RunSpec {
                 name: format!("trace {name}"),
                 tenants: vec![TenantSpec {
                     name: "trace".into(),
@@ -284,6 +325,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
                 accesses: keys.len() as u64,
                 compressor: a.compressor.clone(),
                 policy,
+                worker_policy: worker.unwrap_or_default(),
                 shrinker: true,
                 async_worker: a.async_worker,
                 seed: a.seed,
@@ -306,11 +348,12 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
                     scenario::NAMES.join(", ")
                 );
             };
-            let specs = policies
+            let specs = variants
                 .iter()
-                .map(|&p| RunSpec {
+                .map(|&(p, worker)| RunSpec {
                     direct_io: a.direct_io,
                     async_worker: a.async_worker,
+                    worker_policy: worker.unwrap_or(s.worker),
                     ..s.spec(p, &a.compressor, a.accesses, a.seed)
                 })
                 .collect();
@@ -337,7 +380,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             r.trace.clone_from(trace);
             if let Some(s) = scen {
                 let c = check(s, &r, &source, a.pages.is_some());
-                if !c.ok && r.policy == "group-aware" {
+                if !c.ok && held_to(s, &r) {
                     failed.push(s.name.to_string());
                 }
                 r.check = Some(c);
@@ -380,6 +423,12 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         );
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// Whether `r` is held to `s`'s check: a group-aware run with the
+/// scenario's own worker policy (the others are shown for comparison).
+fn held_to(s: &scenario::Scenario, r: &Report) -> bool {
+    r.policy == "group-aware" && r.worker_policy == machine::worker_policy_name(s.worker)
 }
 
 /// One group of runs: their specs, the scenario they run, the trace they
@@ -445,9 +494,14 @@ fn print_runs(reports: &[Report], scen: Option<&scenario::Scenario>) {
     }
     for r in reports {
         emit(&report::table(r));
-        if let Some(c) = &r.check {
-            if r.policy != "group-aware" {
-                outln!("under global-lru: {}", c.measured);
+        if let (Some(c), Some(s)) = (&r.check, scen) {
+            if !held_to(s, r) {
+                let other = if r.policy == "group-aware" {
+                    &r.worker_policy
+                } else {
+                    &r.policy
+                };
+                outln!("under {other}: {}", c.measured);
             } else if c.ok {
                 outln!("shows: {}", c.measured);
             } else {

@@ -16,6 +16,8 @@ pub struct Report {
     pub scenario: String,
     /// `group-aware` or `global-lru`.
     pub policy: String,
+    /// The shrink worker's policy: `round-robin` or `proportional`.
+    pub worker_policy: String,
     /// The compressor used.
     pub compressor: String,
     /// The swap file's I/O: `buffered` (page cache) or `direct` (`O_DIRECT`).
@@ -160,6 +162,30 @@ impl Report {
     pub fn corrupt(&self) -> u64 {
         self.groups.iter().map(|g| g.corrupt_swapins).sum()
     }
+
+    /// What tells this run from `other`: the list design, or (the same
+    /// design) the worker's policy.
+    pub fn label(&self, other: &Report) -> &str {
+        if self.policy == other.policy {
+            &self.worker_policy
+        } else {
+            &self.policy
+        }
+    }
+
+    /// Of each group's pages sent out, the share written back from zswap;
+    /// the largest share over the smallest (`None` if a group sent none
+    /// out or had none written back).
+    pub fn writeback_spread(&self) -> Option<f64> {
+        let shares: Vec<f64> = self
+            .groups
+            .iter()
+            .map(|g| g.zswpwb as f64 / g.swap_outs.max(1) as f64)
+            .collect();
+        let min = shares.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = shares.iter().copied().fold(0.0, f64::max);
+        (min > 0.0 && min.is_finite()).then(|| max / min)
+    }
 }
 
 /// Bytes as MiB with one decimal.
@@ -172,12 +198,13 @@ pub fn table(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{} · policy {} · {} · {} swap file · {} worker · {} accesses in {:.1} s · pool limit {} MiB",
+        "{} · policy {} · {} · {} swap file · {} {} worker · {} accesses in {:.1} s · pool limit {} MiB",
         r.scenario,
         r.policy,
         r.compressor,
         r.device,
         r.worker,
+        r.worker_policy,
         r.accesses,
         r.elapsed_ms as f64 / 1000.0,
         mib(r.pool_limit_bytes)
@@ -249,7 +276,8 @@ pub fn compare(a: &Report, b: &Report) -> String {
         "{} · same accesses, two policies · {} accesses",
         a.scenario, a.accesses
     );
-    let _ = writeln!(s, "{:<10} | {:^35} | {:^35}", "", a.policy, b.policy);
+    let (la, lb) = (a.label(b), b.label(a));
+    let _ = writeln!(s, "{:<10} | {:^35} | {:^35}", "", la, lb);
     let head = format!(
         "{:>8} {:>8} {:>8} {:>8}",
         "zswpin", "zswpwb", "foreign", "disk rd"
@@ -267,11 +295,19 @@ pub fn compare(a: &Report, b: &Report) -> String {
     let total = |r: &Report| r.groups.iter().map(|g| g.foreign_writebacks).sum::<u64>();
     let _ = writeln!(
         s,
-        "foreign writebacks: {} {} · {} {}",
-        a.policy,
+        "foreign writebacks: {la} {} · {lb} {}",
         total(a),
-        b.policy,
         total(b)
+    );
+    let spread = |r: &Report| {
+        r.writeback_spread()
+            .map_or("-".to_string(), |x| format!("{x:.2}"))
+    };
+    let _ = writeln!(
+        s,
+        "written-back share, largest ÷ smallest: {la} {} · {lb} {}",
+        spread(a),
+        spread(b)
     );
     s
 }

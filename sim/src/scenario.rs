@@ -3,7 +3,7 @@
 //! `tools/testing/selftests/cgroup/test_zswap.c` cases, each with what it
 //! shows and a check of it.
 
-use zswap::LruPolicy;
+use zswap::{LruPolicy, WorkerPolicy};
 
 use crate::machine::{RunSpec, TenantSpec};
 use crate::pages::Contents;
@@ -28,6 +28,9 @@ pub struct Scenario {
     pub accesses: u64,
     /// Whether the shrink worker runs.
     pub shrinker: bool,
+    /// How the worker spreads writeback (the check is held to runs with
+    /// this policy).
+    pub worker: WorkerPolicy,
     /// What the run should show, in words and thresholds.
     pub expected: &'static str,
     /// Whether the run showed it (group-aware runs only), and what it
@@ -45,6 +48,7 @@ pub const NAMES: &[&str] = &[
     "writeback-disabled",
     "no-invasive-shrink",
     "incompressible",
+    "proportional",
 ];
 
 fn tenant(name: &str, pattern: Pattern, ram_pages: usize) -> TenantSpec {
@@ -121,6 +125,7 @@ pub fn by_name(name: &str) -> Option<Scenario> {
             pool_bytes: 12 * MIB,
             accesses: 3_000_000,
             shrinker: true,
+            worker: WorkerPolicy::RoundRobin,
             expected:
                 "batch and cache write back pages of their own (zswpwb > 0 between them), the \
                 global limit is hit (pool_limit_hit > 0), and every swap-in returns the page that \
@@ -148,6 +153,7 @@ pub fn by_name(name: &str) -> Option<Scenario> {
             pool_bytes: 256 * MIB,
             accesses: 40_000,
             shrinker: true,
+            worker: WorkerPolicy::RoundRobin,
             expected:
                 "the group stores pages in zswap (zswpout > 0) and is charged pool bytes (peak > 0)",
             check: |r| {
@@ -173,6 +179,7 @@ pub fn by_name(name: &str) -> Option<Scenario> {
             pool_bytes: 256 * MIB,
             accesses: 20_000,
             shrinker: true,
+            worker: WorkerPolicy::RoundRobin,
             expected:
                 "nothing goes to zswap (zswpout = 0) and faults read the swap file (disk reads > 0)",
             check: |r| {
@@ -194,6 +201,7 @@ pub fn by_name(name: &str) -> Option<Scenario> {
             pool_bytes: 256 * MIB,
             accesses: 20_000,
             shrinker: true,
+            worker: WorkerPolicy::RoundRobin,
             expected:
                 "faults are served by zswap (zswpin > 0) and never by the disk (disk reads = 0)",
             check: |r| {
@@ -215,6 +223,7 @@ pub fn by_name(name: &str) -> Option<Scenario> {
             pool_bytes: 256 * MIB,
             accesses: 30_000,
             shrinker: true,
+            worker: WorkerPolicy::RoundRobin,
             expected: "the group writes its own pages back (zswpwb > 0)",
             check: |r| {
                 let g = group(r, "app");
@@ -241,6 +250,7 @@ pub fn by_name(name: &str) -> Option<Scenario> {
             pool_bytes: 256 * MIB,
             accesses: 30_000,
             shrinker: true,
+            worker: WorkerPolicy::RoundRobin,
             expected:
                 "nothing is written back (zswpwb = 0) and pages that fit nowhere stay resident \
                 (kept resident > 0)",
@@ -274,6 +284,7 @@ pub fn by_name(name: &str) -> Option<Scenario> {
             pool_bytes: 256 * MIB,
             accesses: 60_000,
             shrinker: false,
+            worker: WorkerPolicy::RoundRobin,
             expected:
                 "wb writes back its own pages (zswpwb > 0) and control loses none (zswpwb = 0, \
                 foreign = 0)",
@@ -300,12 +311,55 @@ pub fn by_name(name: &str) -> Option<Scenario> {
             pool_bytes: 256 * MIB,
             accesses: 20_000,
             shrinker: true,
+            worker: WorkerPolicy::RoundRobin,
             expected: "random pages are stored as-is (stored_incompressible_pages > 0)",
             check: |r| {
                 let n = r.global.stored_incompressible_pages;
                 (
                     n > 0,
                     format!("{n} pages stored as-is, ratio {:.2}", group(r, "app").ratio),
+                )
+            },
+        },
+        "proportional" => Scenario {
+            name: "proportional",
+            mirrors: None,
+            does: "four sibling groups with working sets 1:2:4:8, accesses in proportion, \
+                   only the global limit: the proportional worker writes back the same share \
+                   of each group's pages, where round-robin squeezes the small ones",
+            tenants: [("xs", 1u32), ("s", 2), ("m", 4), ("l", 8)]
+                .into_iter()
+                .map(|(name, k)| TenantSpec {
+                    weight: k,
+                    ..tenant(name, uniform(500 * u64::from(k)), 125 * k as usize)
+                })
+                .collect(),
+            pool_bytes: 4 * MIB,
+            accesses: 200_000,
+            shrinker: true,
+            worker: WorkerPolicy::Proportional,
+            expected: "the share of each group's swapped-out pages written back is within \
+                       1.2x between the largest and the smallest",
+            check: |r| {
+                let shares: Vec<String> = r
+                    .groups
+                    .iter()
+                    .map(|g| {
+                        format!(
+                            "{} {:.1}%",
+                            g.name,
+                            100.0 * g.zswpwb as f64 / g.swap_outs.max(1) as f64
+                        )
+                    })
+                    .collect();
+                let spread = r.writeback_spread();
+                (
+                    spread.is_some_and(|x| x <= 1.2),
+                    format!(
+                        "written back {}: largest ÷ smallest {}",
+                        shares.join(", "),
+                        spread.map_or("-".into(), |x| format!("{x:.2}"))
+                    ),
                 )
             },
         },
@@ -329,6 +383,7 @@ impl Scenario {
             accesses: accesses.unwrap_or(self.accesses),
             compressor: compressor.into(),
             policy,
+            worker_policy: self.worker,
             shrinker: self.shrinker,
             async_worker: false,
             seed,

@@ -146,7 +146,7 @@ fn every_test_zswap_scenario_shows_what_it_should() {
     let o = sim(&["--scenario", "all"]);
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
     let out = stdout(&o);
-    assert_eq!(out.matches("shows:").count(), 7, "{out}");
+    assert_eq!(out.matches("shows:").count(), 8, "{out}");
     assert!(!out.contains("FAILED"), "{out}");
 }
 
@@ -672,4 +672,39 @@ fn a_seed_gives_the_same_results_every_run() {
     assert_eq!(a, b);
     let t = json(&sim(&["--scenario", "usage", "--json", "--async-worker"]));
     assert_eq!(t["worker"], "thread");
+}
+
+/// `--compare worker` sets the kernel's round-robin shrink worker beside
+/// the proportional one on groups of four sizes: round-robin writes back a
+/// far larger share of the small groups' pages; proportional keeps the
+/// shares within 1.2x, and only it is held to the check.
+#[test]
+fn proportional_worker_evens_the_written_back_share() {
+    let o = sim(&[
+        "--scenario",
+        "proportional",
+        "--compare",
+        "worker",
+        "--json",
+    ]);
+    let v = json(&o);
+    let runs = v["runs"].as_array().unwrap();
+    let spread = |r: &serde_json::Value| {
+        let shares: Vec<f64> = r["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["zswpwb"].as_f64().unwrap() / g["swap_outs"].as_f64().unwrap())
+            .collect();
+        shares.iter().copied().fold(0.0, f64::max) / shares.iter().copied().fold(1.0, f64::min)
+    };
+    assert_eq!(runs[0]["worker_policy"], "round-robin");
+    assert_eq!(runs[1]["worker_policy"], "proportional");
+    let (rr, prop) = (spread(&runs[0]), spread(&runs[1]));
+    assert!(rr > 1.5, "round-robin squeezes the small groups: {rr}");
+    assert!(prop <= 1.2, "proportional: {prop}");
+    assert_eq!(runs[1]["check"]["ok"], true);
+    let table = stdout(&sim(&["--scenario", "proportional", "--compare", "worker"]));
+    assert!(table.contains("under round-robin: written back"), "{table}");
+    assert!(table.contains("written-back share, largest ÷ smallest: round-robin"));
 }

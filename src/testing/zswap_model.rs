@@ -9,7 +9,7 @@
 use super::zswap_seq::{Model, Place};
 use crate::{
     AreaId, Compressor, Error, GroupId, Groups, LruPolicy, MemDevice, NodeId, PoolLimit, SwapSlot,
-    Topology, Zswap, ZswapConfig, PAGE_SIZE,
+    Topology, WorkerPolicy, Zswap, ZswapConfig, PAGE_SIZE,
 };
 
 /// One operation; picks are taken modulo what exists.
@@ -110,10 +110,17 @@ impl ZswapHarness {
 
     /// The same with the lists of `policy`.
     pub fn with_policy(policy: LruPolicy) -> Self {
+        Self::with_policies(policy, WorkerPolicy::RoundRobin)
+    }
+
+    /// The same with the lists of `policy` and the shrink worker of
+    /// `worker`.
+    pub fn with_policies(policy: LruPolicy, worker: WorkerPolicy) -> Self {
         let groups = Groups::new();
         let zswap = Zswap::new(
             ZswapConfig::default()
                 .shrink_worker(false)
+                .worker_policy(worker)
                 .lru_policy(policy)
                 .topology(Topology::single())
                 .max_pool(PoolLimit::Bytes(192 * 1024)),
@@ -124,8 +131,12 @@ impl ZswapHarness {
             .swapon(Box::new(MemDevice::new(4096)))
             .expect("swapon");
         let (max, accept) = zswap.limits();
+        let model = Model::new(zswap.compressor(), max, accept, policy);
         ZswapHarness {
-            model: Model::new(zswap.compressor(), max, accept, policy),
+            model: match worker {
+                WorkerPolicy::Proportional => model.with_proportional_worker(),
+                _ => model,
+            },
             groups,
             zswap,
             pages: make_pages(),

@@ -82,6 +82,24 @@ pub enum LruPolicy {
     Global,
 }
 
+/// How the shrink worker spreads its writeback over the groups when the
+/// global limit is hit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WorkerPolicy {
+    /// The kernel's `shrink_worker`: one entry per node from each online
+    /// group in turn, from a cursor kept across runs. Every group loses
+    /// entries at the same rate, so a small group loses a larger share of
+    /// what it keeps in zswap than a large one.
+    #[default]
+    RoundRobin,
+    /// Beyond the kernel: each round writes back from every candidate
+    /// group in proportion to its list's length (32 entries per group on
+    /// average, at least one each), as the pressure shrinker's per-group
+    /// counts would, so every group loses about the same share.
+    Proportional,
+}
+
 /// A [`Zswap`](super::Zswap)'s configuration.
 ///
 /// ```
@@ -105,6 +123,7 @@ pub struct ZswapConfig {
     pub(crate) same_filled_pages: bool,
     pub(crate) topology: Topology,
     pub(crate) lru_policy: LruPolicy,
+    pub(crate) worker_policy: WorkerPolicy,
 }
 
 impl Default for ZswapConfig {
@@ -123,6 +142,7 @@ impl Default for ZswapConfig {
             same_filled_pages: true,
             topology: Topology::detect(),
             lru_policy: LruPolicy::PerGroup,
+            worker_policy: WorkerPolicy::RoundRobin,
         }
     }
 }
@@ -189,6 +209,13 @@ impl ZswapConfig {
     /// Per-group lists (the default) or one list for everyone.
     pub fn lru_policy(mut self, policy: LruPolicy) -> Self {
         self.lru_policy = policy;
+        self
+    }
+
+    /// How the shrink worker spreads writeback over the groups
+    /// (round-robin, as the kernel, by default).
+    pub fn worker_policy(mut self, policy: WorkerPolicy) -> Self {
+        self.worker_policy = policy;
         self
     }
 

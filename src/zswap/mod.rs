@@ -30,7 +30,7 @@ mod worker;
 #[cfg(feature = "testing")]
 pub(crate) use store::same_filled;
 
-pub use config::{total_memory, LruPolicy, PoolLimit, ZswapConfig};
+pub use config::{total_memory, LruPolicy, PoolLimit, WorkerPolicy, ZswapConfig};
 pub use reclaim::ShrinkResult;
 pub use shrinker::ShrinkerScan;
 pub use stats::ZswapStats;

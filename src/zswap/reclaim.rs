@@ -26,7 +26,7 @@ use super::entry::{Entry, SlotIndex};
 use super::stats::inc;
 use super::Inner;
 use crate::swap::AlignedPage;
-use crate::{GroupEvent, GroupId, Item, LruPolicy, LruStatus, NodeId};
+use crate::{GroupEvent, GroupId, Item, LruPolicy, LruStatus, NodeId, WorkerPolicy};
 
 // The page writeback decompresses into: aligned, so a direct device
 // writes it as it is.
@@ -37,6 +37,11 @@ crate::sync::thread_scratch! {
 /// The kernel's `MAX_RECLAIM_RETRIES`: fruitless passes before the shrink
 /// worker gives up.
 pub(crate) const MAX_RECLAIM_RETRIES: u32 = 16;
+
+/// Entries written back per group and node in one pass of proactive
+/// reclaim, and per group on average in one round of the proportional
+/// worker (the kernel's `SWAP_CLUSTER_MAX`).
+pub(crate) const RECLAIM_BATCH: usize = 32;
 
 /// What shrinking one group did (`shrink_memcg`'s return).
 ///
@@ -307,12 +312,72 @@ impl Inner {
         Ok(self.walk_writeback(node, group, None, &mut budget).written)
     }
 
-    /// One run of the shrink worker (`shrink_worker`): round-robin over the
+    /// One run of the shrink worker, by the configured policy.
+    pub(super) fn shrink_worker_pass(&self) -> usize {
+        match self.cfg.worker_policy {
+            WorkerPolicy::RoundRobin => self.shrink_round_robin(),
+            WorkerPolicy::Proportional => self.shrink_proportional(),
+        }
+    }
+
+    /// A run of [`WorkerPolicy::Proportional`]: rounds over the candidate
+    /// lists (the online groups that may write back and store something,
+    /// in pre-order; everyone's one list under [`LruPolicy::Global`]),
+    /// each round writing back from each in proportion to its length,
+    /// `32 × candidates` entries in all (at least one per group), until
+    /// the pool is under the accept threshold. A round that writes nothing
+    /// counts a failure; 16 end the run, as the round-robin worker's do.
+    fn shrink_proportional(&self) -> usize {
+        let (mut failures, mut written) = (0u32, 0usize);
+        while self.pool_total_size() > self.accept_bytes {
+            let groups: Vec<GroupId> = match self.cfg.lru_policy {
+                LruPolicy::PerGroup => self.groups.iter().collect(),
+                LruPolicy::Global => vec![GroupId::ROOT],
+            };
+            let candidates: Vec<(GroupId, usize)> = groups
+                .into_iter()
+                .filter(|&g| self.groups.writeback_enabled(g).unwrap_or(false))
+                .map(|g| (g, self.listed(g)))
+                .filter(|&(_, n)| n > 0)
+                .collect();
+            if candidates.is_empty() {
+                break;
+            }
+            let total: usize = candidates.iter().map(|&(_, n)| n).sum();
+            let budget = RECLAIM_BATCH * candidates.len();
+            let mut round = 0;
+            for (g, n) in candidates {
+                if self.pool_total_size() <= self.accept_bytes {
+                    break;
+                }
+                let share = (budget * n).div_ceil(total).max(1);
+                round += self.shrink_lists(g, None, share).map_or(0, |w| w.written);
+            }
+            written += round;
+            if round == 0 {
+                failures += 1;
+                if failures == MAX_RECLAIM_RETRIES {
+                    break;
+                }
+            }
+        }
+        written
+    }
+
+    /// Entries on `group`'s own lists, all nodes.
+    fn listed(&self, group: GroupId) -> usize {
+        let list = self.list_group(group);
+        (0..self.lru.nr_nodes())
+            .map(|n| self.lru.count_one(NodeId(n as u32), list).unwrap_or(0))
+            .sum()
+    }
+
+    /// One run of the kernel's `shrink_worker`: round-robin over the
     /// online groups from the persistent cursor until the pool is under the
     /// accept threshold; groups with nothing to write back are skipped
     /// without counting; a pass with no attempt, or a failed attempt, counts
     /// a failure; 16 failures end the run.
-    pub(super) fn shrink_worker_pass(&self) -> usize {
+    fn shrink_round_robin(&self) -> usize {
         let (mut failures, mut attempts, mut written) = (0u32, 0u32, 0usize);
         while self.pool_total_size() > self.accept_bytes {
             let Some(group) = self.cursor.next(&self.groups) else {

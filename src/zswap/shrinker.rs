@@ -14,6 +14,7 @@
 //! nobody, and the new group starts from zero.
 
 use super::entry::{Owner, SlotIndex};
+use super::reclaim::RECLAIM_BATCH;
 use super::{Inner, Zswap};
 use crate::sync::{AtomicU64, Ordering};
 use crate::table::SegTable;
@@ -111,10 +112,6 @@ pub struct ShrinkerScan {
     /// pages), or nothing was written.
     pub stop: bool,
 }
-
-/// Entries written back per group and node in one pass of
-/// [`Zswap::reclaim`] (the kernel's `SWAP_CLUSTER_MAX`).
-const RECLAIM_BATCH: usize = 32;
 
 impl Inner {
     /// The slot's page was read from the device: one swap-in against the

@@ -97,6 +97,8 @@ pub struct Model {
     disk_swapins: BTreeMap<usize, (u32, u64)>,
     /// The kernel's `shrinker_enabled`.
     shrinker_on: bool,
+    /// The shrink worker spreads writeback by list length, not round-robin.
+    proportional: bool,
     /// Group → the slots on its list, coldest first (under
     /// [`LruPolicy::Global`], everyone's sit on the root's).
     lists: BTreeMap<usize, Vec<u32>>,
@@ -138,6 +140,7 @@ impl Model {
             device: BTreeMap::new(),
             disk_swapins: BTreeMap::new(),
             shrinker_on: true,
+            proportional: false,
             lists: BTreeMap::new(),
             pools: Vec::new(),
             current: 0,
@@ -570,6 +573,12 @@ impl Model {
             Some(&(gen, n)) if gen == self.groups[g].gen => n,
             _ => 0,
         })
+    }
+
+    /// The worker of [`WorkerPolicy::Proportional`](crate::WorkerPolicy).
+    pub fn with_proportional_worker(mut self) -> Self {
+        self.proportional = true;
+        self
     }
 
     /// `Zswap::set_shrinker_enabled`.

@@ -223,6 +223,67 @@ impl Model {
 
     /// One run of the shrink worker: pages written back.
     pub fn worker_pass(&mut self) -> usize {
+        if self.proportional {
+            self.proportional_pass()
+        } else {
+            self.round_robin_pass()
+        }
+    }
+
+    /// The proportional worker: rounds in which every candidate list (an
+    /// online group that may write back, with entries; the root's alone
+    /// under the global list) gives `ceil(32 × candidates × its length ÷
+    /// all lengths)` entries, until the pool is under the threshold; 16
+    /// rounds that write nothing end it.
+    fn proportional_pass(&mut self) -> usize {
+        let (mut failures, mut written) = (0, 0);
+        while self.footprint() > self.accept_bytes {
+            let mut order = Vec::new();
+            let mut next = Some(0);
+            while let Some(x) = next {
+                order.push(x);
+                next = self.pre_order_next(x, true);
+            }
+            let groups: Vec<usize> = if self.global_list {
+                vec![0]
+            } else {
+                order
+                    .into_iter()
+                    .filter(|&x| self.groups[x].online)
+                    .collect()
+            };
+            let candidates: Vec<(usize, usize)> = groups
+                .into_iter()
+                .filter(|&x| self.writeback_enabled(x))
+                .map(|x| (x, self.lists.get(&self.list_of(x)).map_or(0, Vec::len)))
+                .filter(|&(_, n)| n > 0)
+                .collect();
+            if candidates.is_empty() {
+                break;
+            }
+            let total: usize = candidates.iter().map(|&(_, n)| n).sum();
+            let budget = 32 * candidates.len();
+            let mut round = 0;
+            for (x, n) in candidates {
+                if self.footprint() <= self.accept_bytes {
+                    break;
+                }
+                let mut share = (budget * n).div_ceil(total).max(1);
+                round += self.walk(self.list_of(x), None, &mut share);
+            }
+            written += round;
+            if round == 0 {
+                failures += 1;
+                if failures == MAX_RECLAIM_RETRIES {
+                    break;
+                }
+            }
+        }
+        written
+    }
+
+    /// The kernel's round-robin worker.
+    fn round_robin_pass(&mut self) -> usize {
         let (mut failures, mut attempts, mut written) = (0, 0, 0);
         while self.footprint() > self.accept_bytes {
             let Some(g) = self.next_group() else {
