@@ -160,6 +160,13 @@ pub enum Error {
     SwapFull,
     /// zswap rejected the page and its group may not write back.
     Rejected,
+    /// A pressure-stall (PSI) file could not be read or parsed.
+    Pressure {
+        /// The file.
+        path: String,
+        /// What was wrong.
+        reason: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -203,6 +210,7 @@ impl fmt::Display for Error {
             Error::AreaBusy(a) => write!(f, "swap area {a} still has slots in use"),
             Error::SwapFull => f.write_str("no free swap slot"),
             Error::Rejected => f.write_str("zswap rejected the page and writeback is disabled"),
+            Error::Pressure { path, reason } => write!(f, "{path}: {reason}"),
         }
     }
 }

@@ -19,7 +19,13 @@
 //!
 //! The swap layer: [`SwapArea`] (slots and swap-cache pins) and
 //! [`SwapDevice`] ([`FileDevice`], [`MemDevice`], [`Checksummed`]). The
-//! zswap facade builds on all of these.
+//! zswap facade, [`Zswap`], builds on all of these.
+//!
+//! Reclaim under pressure: [`Zswap::shrinker_count`] and
+//! [`Zswap::shrinker_scan`] (the kernel's pressure shrinker, with disk
+//! swap-in protection), [`Zswap::reclaim`] (`memory.reclaim`), and a
+//! [`Controller`] that keeps PSI ([`PsiFile`]) near a target, as senpai
+//! does.
 //!
 //! ## Loom
 //!
@@ -34,6 +40,7 @@ mod error;
 mod group;
 mod lru;
 mod numa;
+mod pressure;
 mod store;
 mod swap;
 mod sync;
@@ -57,6 +64,12 @@ pub(crate) use group::GroupEvent;
 pub use group::{GroupId, GroupState, GroupStats, Groups, PreOrder, RoundRobin};
 pub use lru::{Del, Item, ListLru, LruStatus, Scan, WalkGuard};
 pub use numa::{current_node, NodeId, Topology, MAX_NUMNODES, NODE_ONLINE_PATH};
+#[cfg(not(loom))]
+pub use pressure::ControllerThread;
+pub use pressure::{
+    ControlStep, Controller, ControllerConfig, PressureSource, Psi, PsiFile, PsiLine, Reclaimer,
+    SYSTEM_MEMORY_PSI,
+};
 pub use store::{
     ClassStats, Compressor, Handle, PoolConfig, PoolStats, ZsPool, ALIGN, DEFLATE_DEFAULT_LEVEL,
     ZSTD_DEFAULT_LEVEL,

@@ -94,10 +94,10 @@ mod imp {
     }
 
     /// Spawns a named OS thread.
-    pub(crate) fn spawn_named<F: FnOnce() + Send + 'static>(
+    pub(crate) fn spawn_named<T: Send + 'static, F: FnOnce() -> T + Send + 'static>(
         name: &str,
         f: F,
-    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+    ) -> std::io::Result<std::thread::JoinHandle<T>> {
         std::thread::Builder::new().name(name.to_owned()).spawn(f)
     }
 

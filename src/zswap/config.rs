@@ -84,6 +84,13 @@ pub enum LruPolicy {
 
 /// How the shrink worker spreads its writeback over the groups when the
 /// global limit is hit.
+///
+/// ```
+/// use zswap::{WorkerPolicy, ZswapConfig};
+/// // Spread the global limit's writeback by each group's list length.
+/// let cfg = ZswapConfig::default().worker_policy(WorkerPolicy::Proportional);
+/// # let _ = cfg;
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum WorkerPolicy {

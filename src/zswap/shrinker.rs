@@ -102,6 +102,21 @@ impl DiskSwapins {
 }
 
 /// What one [`Zswap::shrinker_scan`] did.
+///
+/// ```
+/// use zswap::{GroupId, Groups, MemDevice, NodeId, Zswap, ZswapConfig};
+/// let groups = Groups::new();
+/// let g = groups.create(GroupId::ROOT)?;
+/// let zswap = Zswap::new(ZswapConfig::default().shrink_worker(false), &groups)?;
+/// zswap.swapon(Box::new(MemDevice::new(64)))?;
+/// let page: Vec<u8> = (0..4096).map(|i| (i * 7 % 256) as u8).collect();
+/// zswap.swap_out(&page, g)?;
+/// let first = zswap.shrinker_scan(NodeId::ZERO, g, 8)?; // second chance
+/// assert_eq!((first.written, first.stop), (0, true));
+/// let second = zswap.shrinker_scan(NodeId::ZERO, g, 8)?;
+/// assert_eq!((second.written, second.stop), (1, false));
+/// # Ok::<(), zswap::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ShrinkerScan {
@@ -248,6 +263,22 @@ impl Zswap {
     /// # Ok::<(), zswap::Error>(())
     /// ```
     pub fn reclaim(&self, group: GroupId, bytes: u64) -> Result<u64, Error> {
+        self.reclaim_from(group, bytes, true)
+    }
+
+    /// [`reclaim`](Self::reclaim) from `group`'s own lists alone, not its
+    /// descendants' (the pressure controller's, which weighs each group on
+    /// its own).
+    pub(crate) fn reclaim_own(&self, group: GroupId, bytes: u64) -> Result<u64, Error> {
+        self.reclaim_from(group, bytes, false)
+    }
+
+    /// NUMA nodes of the lists.
+    pub(crate) fn nr_nodes(&self) -> usize {
+        self.inner.lru.nr_nodes()
+    }
+
+    fn reclaim_from(&self, group: GroupId, bytes: u64, subtree: bool) -> Result<u64, Error> {
         let inner = &self.inner;
         if !inner.groups.is_online(group) {
             inner.groups.state(group)?;
@@ -255,16 +286,20 @@ impl Zswap {
         }
         let (mut freed, mut failures) = (0u64, 0u32);
         while freed < bytes {
-            let subtree: Vec<GroupId> = inner
-                .groups
-                .iter()
-                .filter(|&g| {
-                    inner
-                        .groups
-                        .ancestors(g)
-                        .is_ok_and(|mut a| a.any(|x| x == group))
-                })
-                .collect();
+            let subtree: Vec<GroupId> = if subtree {
+                inner
+                    .groups
+                    .iter()
+                    .filter(|&g| {
+                        inner
+                            .groups
+                            .ancestors(g)
+                            .is_ok_and(|mut a| a.any(|x| x == group))
+                    })
+                    .collect()
+            } else {
+                vec![group]
+            };
             let (mut attempted, mut wrote) = (false, false);
             for g in subtree {
                 let Some(w) = inner.shrink_lists(g, None, RECLAIM_BATCH) else {
