@@ -12,12 +12,13 @@ use anyhow::{bail, Context};
 use indicatif::ProgressBar;
 use serde::Serialize;
 use zswap::{
-    Checksummed, Error, FileDevice, GroupId, Groups, LruPolicy, PoolLimit, SwapSlot, Topology,
-    WorkerPolicy, Zswap, ZswapConfig, PAGE_SIZE,
+    Checksummed, Controller, ControllerConfig, Error, FileDevice, GroupId, Groups, LruPolicy,
+    NodeId, PoolLimit, PressureSource, SwapSlot, Topology, WorkerPolicy, Zswap, ZswapConfig,
+    PAGE_SIZE,
 };
 
 use crate::pages::{Contents, PageSource};
-use crate::report::{GlobalReport, GroupReport, GroupSample, Report, Sample};
+use crate::report::{GlobalReport, GroupReport, GroupSample, PressureReport, Report, Sample};
 use crate::workload::{Access, Pattern, Rng};
 
 /// One tenant: a group with its own memory and access pattern.
@@ -56,6 +57,15 @@ pub struct RunSpec {
     pub policy: LruPolicy,
     /// How the shrink worker spreads writeback over the groups.
     pub worker_policy: WorkerPolicy,
+    /// The pressure shrinker driven by the loop, as kswapd would: every
+    /// `every` accesses, each group's `shrinker_count` is asked and a
+    /// `1/div` share of it scanned. `None`: not driven.
+    pub shrinker_drive: Option<(u64, u64)>,
+    /// The shrinker's disk swap-in protection (the kernel's since 6.12).
+    pub protection: bool,
+    /// The pressure controller's target stall share (`--pressure`), run
+    /// on the simulated stall share every 1/200 of the run.
+    pub pressure: Option<f64>,
     /// The shrink worker on or off.
     pub shrinker: bool,
     /// The shrink worker on its own thread (timing-dependent results)
@@ -130,6 +140,7 @@ pub fn run(
             .shrink_worker(spec.shrinker && spec.async_worker)
             .lru_policy(spec.policy)
             .worker_policy(spec.worker_policy)
+            .swapin_protection(spec.protection)
             .topology(Topology::single()),
         &groups,
     )
@@ -161,6 +172,7 @@ pub fn run(
             keys,
             mem: Memory::new(t.ram_pages),
             counts: Counts::default(),
+            reclaimed: 0,
         });
     }
     let schedule: Vec<usize> = tenants
@@ -180,6 +192,10 @@ pub fn run(
     let every = (spec.accesses / spec.samples.max(1)).max(1);
     let mut timeline = Vec::new();
     let mut rng = Rng::new(spec.seed);
+    let mut pressure = spec
+        .pressure
+        .map(|target| PressureLoop::new(target, spec, &zswap))
+        .transpose()?;
     let start = Instant::now();
     for n in 0..spec.accesses {
         let t = &mut tenants[schedule[rng.below(schedule.len() as u64) as usize]];
@@ -190,6 +206,22 @@ pub fn run(
         // for a pass, which runs here, at the same point every run.
         if spec.shrinker && !spec.async_worker && zswap.take_shrink_request() {
             zswap.shrink_worker_pass();
+        }
+        if let Some(p) = pressure.as_mut() {
+            if n % p.every == p.every - 1 {
+                p.step(n + 1, &groups, &mut tenants)?;
+            }
+        }
+        if let Some((every, div)) = spec.shrinker_drive {
+            if n % every == every - 1 {
+                for t in &tenants {
+                    let count = zswap.shrinker_count(NodeId::ZERO, t.group)?;
+                    if count > 0 {
+                        let nr = (count / div).max(1) as usize;
+                        zswap.shrinker_scan(NodeId::ZERO, t.group, nr)?;
+                    }
+                }
+            }
         }
         if n % every == 0 || n + 1 == spec.accesses {
             timeline.push(sample(n + 1, &zswap, &groups, &tenants)?);
@@ -204,7 +236,99 @@ pub fn run(
     if let Some(b) = bar {
         b.set_position(spec.accesses);
     }
-    report(spec, &zswap, &groups, &tenants, timeline, elapsed)
+    let mut r = report(spec, &zswap, &groups, &tenants, timeline, elapsed)?;
+    r.pressure = pressure.map(|p| p.summary());
+    Ok(r)
+}
+
+/// Time units one access costs, and the stall of a fault served by zswap
+/// (decompression) and by the swap file: the simulated stall share is the
+/// stall time over all the time of the accesses since the last step.
+const ACCESS_COST: f64 = 1.0;
+const ZSWAP_FAULT_STALL: f64 = 0.2;
+const DISK_FAULT_STALL: f64 = 20.0;
+
+/// The stall share the controller reads: set by the loop before each step.
+struct SimPressure(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl PressureSource for SimPressure {
+    fn read(&mut self) -> Result<f64, Error> {
+        Ok(f64::from_bits(
+            self.0.load(std::sync::atomic::Ordering::Relaxed),
+        ))
+    }
+}
+
+/// The pressure controller stepped by the simulation loop.
+struct PressureLoop<'z> {
+    controller: Controller<SimPressure, &'z Zswap>,
+    share: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    every: u64,
+    target: f64,
+    /// (accesses, faults, zswap faults) at the last step.
+    last: (u64, u64, u64),
+    steps: u64,
+    readings: Vec<f64>,
+    reclaimed: u64,
+}
+
+impl<'z> PressureLoop<'z> {
+    fn new(target: f64, spec: &RunSpec, zswap: &'z Zswap) -> anyhow::Result<Self> {
+        let share = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut cfg = ControllerConfig::default();
+        cfg.target = target;
+        // A step may give back up to 1/32 of the global limit.
+        cfg.max_step_bytes = (spec.pool_bytes / 32).max(4096);
+        let controller =
+            Controller::new(SimPressure(share.clone()), zswap, cfg).context("--pressure")?;
+        Ok(PressureLoop {
+            controller,
+            share,
+            every: (spec.accesses / 200).max(1),
+            target,
+            last: (0, 0, 0),
+            steps: 0,
+            readings: Vec::new(),
+            reclaimed: 0,
+        })
+    }
+
+    /// Sets the stall share of the accesses since the last step, then
+    /// steps the controller and books what it reclaimed per tenant.
+    fn step(&mut self, at: u64, groups: &Groups, tenants: &mut [Tenant<'_>]) -> anyhow::Result<()> {
+        let faults: u64 = tenants.iter().map(|t| t.counts.faults).sum();
+        let mut zswpin = 0;
+        for t in tenants.iter() {
+            zswpin += groups.stats(t.group)?.zswpin;
+        }
+        let (acc, f, z) = (at - self.last.0, faults - self.last.1, zswpin - self.last.2);
+        self.last = (at, faults, zswpin);
+        let disk = f.saturating_sub(z);
+        let stall = z as f64 * ZSWAP_FAULT_STALL + disk as f64 * DISK_FAULT_STALL;
+        let share = stall / (acc as f64 * ACCESS_COST + stall).max(1.0);
+        self.share
+            .store(share.to_bits(), std::sync::atomic::Ordering::Relaxed);
+        let step = self.controller.step()?;
+        self.steps += 1;
+        self.readings.push(step.pressure);
+        self.reclaimed += step.reclaimed;
+        for (g, bytes) in step.groups {
+            if let Some(t) = tenants.iter_mut().find(|t| t.group == g) {
+                t.reclaimed += bytes;
+            }
+        }
+        Ok(())
+    }
+
+    fn summary(self) -> PressureReport {
+        let half = &self.readings[self.readings.len() / 2..];
+        PressureReport {
+            target: self.target,
+            steps: self.steps,
+            mean_pressure: half.iter().sum::<f64>() / half.len().max(1) as f64,
+            reclaimed_bytes: self.reclaimed,
+        }
+    }
 }
 
 /// Where a tenant's keys come from.
@@ -249,6 +373,8 @@ struct Tenant<'a> {
     keys: Keys,
     mem: Memory,
     counts: Counts,
+    /// Pool bytes the pressure controller reclaimed from it.
+    reclaimed: u64,
 }
 
 /// A page's place.
@@ -378,6 +504,7 @@ fn sample(
             pool_bytes: s.zswap,
             zswpwb: s.zswpwb,
             foreign: s.zswpwb_foreign,
+            reclaimed: t.reclaimed,
         });
     }
     Ok(Sample {
@@ -424,6 +551,7 @@ fn report(
             zswpin: s.zswpin,
             zswpwb: s.zswpwb,
             foreign_writebacks: s.zswpwb_foreign,
+            reclaimed_bytes: t.reclaimed,
             rejects: t.counts.swap_outs.saturating_sub(s.zswpout) + t.counts.kept,
             kept_resident: t.counts.kept,
             disk_reads: t.counts.faults.saturating_sub(s.zswpin),
@@ -437,6 +565,7 @@ fn report(
         compressor: zswap.compressor().to_string(),
         device: if spec.direct_io { "direct" } else { "buffered" }.into(),
         worker_policy: worker_policy_name(spec.worker_policy).into(),
+        protection: spec.protection,
         worker: match (spec.shrinker, spec.async_worker) {
             (false, _) => "off",
             (true, false) => "inline",
@@ -462,6 +591,7 @@ fn report(
             decompress_fail: z.decompress_fail,
         },
         timeline,
+        pressure: None,
         trace: None,
         check: None,
     })

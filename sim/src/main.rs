@@ -163,6 +163,14 @@ struct RunArgs {
     /// (not tmpfs): set TMPDIR to one.
     #[arg(long)]
     direct_io: bool,
+    /// Run the pressure controller (as senpai runs zswap): every 1/200 of
+    /// the run it reads a simulated stall share (a fault from zswap stalls
+    /// for 0.2 accesses' time, one from the swap file for 20) and reclaims
+    /// from the groups in proportion to their shrinker counts to keep it
+    /// near TARGET (a share of time; default 0.05). The pressure scenario
+    /// runs it by default.
+    #[arg(long, value_name = "TARGET", num_args = 0..=1, default_missing_value = "0.05")]
+    pressure: Option<f64>,
     /// Run zswap's shrink worker on its own thread, as the kernel's
     /// workqueue does, instead of inline in the simulation loop right after
     /// the store that asked for it. Results then vary from run to run with
@@ -326,6 +334,9 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
                 compressor: a.compressor.clone(),
                 policy,
                 worker_policy: worker.unwrap_or_default(),
+                shrinker_drive: None,
+                protection: true,
+                pressure: a.pressure,
                 shrinker: true,
                 async_worker: a.async_worker,
                 seed: a.seed,
@@ -348,12 +359,22 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
                     scenario::NAMES.join(", ")
                 );
             };
+            // A scenario about protection runs with and without it, unless
+            // --compare asks for another pair.
+            let protections: &[bool] = if s.both_protections && a.compare.is_none() {
+                &[true, false]
+            } else {
+                &[true]
+            };
             let specs = variants
                 .iter()
-                .map(|&(p, worker)| RunSpec {
+                .flat_map(|&v| protections.iter().map(move |&on| (v, on)))
+                .map(|((p, worker), protection)| RunSpec {
                     direct_io: a.direct_io,
                     async_worker: a.async_worker,
                     worker_policy: worker.unwrap_or(s.worker),
+                    protection,
+                    pressure: a.pressure.or(s.pressure),
                     ..s.spec(p, &a.compressor, a.accesses, a.seed)
                 })
                 .collect();
@@ -378,14 +399,20 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
                 );
             }
             r.trace.clone_from(trace);
-            if let Some(s) = scen {
-                let c = check(s, &r, &source, a.pages.is_some());
-                if !c.ok && held_to(s, &r) {
+            reports.push(r);
+        }
+        // Checked once every run of the group is in: a check may compare.
+        if let Some(s) = scen {
+            let checks: Vec<report::Check> = reports
+                .iter()
+                .map(|r| check(s, r, &reports, &source, a.pages.is_some()))
+                .collect();
+            for (r, c) in reports.iter_mut().zip(checks) {
+                if !c.ok && held_to(s, r) {
                     failed.push(s.name.to_string());
                 }
                 r.check = Some(c);
             }
-            reports.push(r);
         }
         if !a.json {
             print_runs(&reports, scen.as_ref());
@@ -428,7 +455,9 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
 /// Whether `r` is held to `s`'s check: a group-aware run with the
 /// scenario's own worker policy (the others are shown for comparison).
 fn held_to(s: &scenario::Scenario, r: &Report) -> bool {
-    r.policy == "group-aware" && r.worker_policy == machine::worker_policy_name(s.worker)
+    r.policy == "group-aware"
+        && r.worker_policy == machine::worker_policy_name(s.worker)
+        && r.protection
 }
 
 /// One group of runs: their specs, the scenario they run, the trace they
@@ -445,10 +474,11 @@ type Jobs = (
 fn check(
     s: &scenario::Scenario,
     r: &Report,
+    all: &[Report],
     source: &PageSource,
     own_pages: bool,
 ) -> report::Check {
-    let (ok, measured) = (s.check)(r);
+    let (ok, measured) = (s.check)(r, all);
     let share = source.same_filled_share();
     let why = (!ok && share >= 0.5).then(|| {
         format!(
@@ -496,10 +526,12 @@ fn print_runs(reports: &[Report], scen: Option<&scenario::Scenario>) {
         emit(&report::table(r));
         if let (Some(c), Some(s)) = (&r.check, scen) {
             if !held_to(s, r) {
-                let other = if r.policy == "group-aware" {
-                    &r.worker_policy
+                let other = if r.policy != "group-aware" {
+                    r.policy.as_str()
+                } else if !r.protection {
+                    "no protection"
                 } else {
-                    &r.policy
+                    r.worker_policy.as_str()
                 };
                 outln!("under {other}: {}", c.measured);
             } else if c.ok {

@@ -18,6 +18,8 @@ pub struct Report {
     pub policy: String,
     /// The shrink worker's policy: `round-robin` or `proportional`.
     pub worker_policy: String,
+    /// Whether the pressure shrinker's count took disk swap-ins off.
+    pub protection: bool,
     /// The compressor used.
     pub compressor: String,
     /// The swap file's I/O: `buffered` (page cache) or `direct` (`O_DIRECT`).
@@ -37,6 +39,9 @@ pub struct Report {
     pub global: GlobalReport,
     /// Pool bytes and writebacks over time.
     pub timeline: Vec<Sample>,
+    /// The pressure controller, if it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pressure: Option<PressureReport>,
     /// What the trace held (trace runs only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace: Option<TraceStats>,
@@ -95,6 +100,8 @@ pub struct GroupReport {
     pub zswpwb: u64,
     /// Of those, written back because *another* group hit its limit.
     pub foreign_writebacks: u64,
+    /// Pool bytes the pressure controller reclaimed from it.
+    pub reclaimed_bytes: u64,
     /// Pages zswap did not take (written straight to the device, or kept
     /// resident when writeback is off).
     pub rejects: u64,
@@ -155,6 +162,21 @@ pub struct GroupSample {
     pub zswpwb: u64,
     /// Of those, foreign.
     pub foreign: u64,
+    /// Pool bytes the pressure controller reclaimed from it so far.
+    pub reclaimed: u64,
+}
+
+/// The pressure controller's run (`--pressure`).
+#[derive(Clone, Debug, Serialize)]
+pub struct PressureReport {
+    /// The stall share it kept near.
+    pub target: f64,
+    /// Steps it ran.
+    pub steps: u64,
+    /// The mean stall share it read over the second half of the run.
+    pub mean_pressure: f64,
+    /// Pool bytes it reclaimed in all.
+    pub reclaimed_bytes: u64,
 }
 
 impl Report {
@@ -166,10 +188,16 @@ impl Report {
     /// What tells this run from `other`: the list design, or (the same
     /// design) the worker's policy.
     pub fn label(&self, other: &Report) -> &str {
-        if self.policy == other.policy {
-            &self.worker_policy
-        } else {
+        if self.policy != other.policy {
             &self.policy
+        } else if self.protection != other.protection {
+            if self.protection {
+                "protection"
+            } else {
+                "no protection"
+            }
+        } else {
+            &self.worker_policy
         }
     }
 
@@ -254,6 +282,22 @@ pub fn table(r: &Report) -> String {
         gl.reject_compress_poor,
         r.corrupt()
     );
+    if let Some(p) = &r.pressure {
+        let per: Vec<String> = r
+            .groups
+            .iter()
+            .map(|g| format!("{} {}", g.name, mib(g.reclaimed_bytes)))
+            .collect();
+        let _ = writeln!(
+            s,
+            "pressure controller: target {:.2}% · {} steps · read {:.2}% on average over the second half · reclaimed {} MiB ({})",
+            p.target * 100.0,
+            p.steps,
+            p.mean_pressure * 100.0,
+            mib(p.reclaimed_bytes),
+            per.join(", ")
+        );
+    }
     if let Some(t) = &r.trace {
         let _ = writeln!(
             s,

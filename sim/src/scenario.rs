@@ -31,11 +31,19 @@ pub struct Scenario {
     /// How the worker spreads writeback (the check is held to runs with
     /// this policy).
     pub worker: WorkerPolicy,
+    /// The pressure shrinker driven by the loop: `(every, div)`, see
+    /// `RunSpec::shrinker_drive`.
+    pub shrinker_drive: Option<(u64, u64)>,
+    /// Run it twice, with and without disk swap-in protection (the check
+    /// is held to the run with it).
+    pub both_protections: bool,
+    /// The pressure controller's target, if the scenario runs it.
+    pub pressure: Option<f64>,
     /// What the run should show, in words and thresholds.
     pub expected: &'static str,
     /// Whether the run showed it (group-aware runs only), and what it
     /// measured.
-    pub check: fn(&Report) -> (bool, String),
+    pub check: fn(&Report, &[Report]) -> (bool, String),
 }
 
 /// Every scenario name, the default first.
@@ -49,6 +57,8 @@ pub const NAMES: &[&str] = &[
     "no-invasive-shrink",
     "incompressible",
     "proportional",
+    "protection",
+    "pressure",
 ];
 
 fn tenant(name: &str, pattern: Pattern, ram_pages: usize) -> TenantSpec {
@@ -126,11 +136,14 @@ pub fn by_name(name: &str) -> Option<Scenario> {
             accesses: 3_000_000,
             shrinker: true,
             worker: WorkerPolicy::RoundRobin,
+            shrinker_drive: None,
+            both_protections: false,
+            pressure: None,
             expected:
                 "batch and cache write back pages of their own (zswpwb > 0 between them), the \
                 global limit is hit (pool_limit_hit > 0), and every swap-in returns the page that \
                 went out",
-            check: |r| {
+            check: |r, _| {
                 let limited = group(r, "batch").zswpwb + group(r, "cache").zswpwb;
                 let foreign: u64 = r.groups.iter().map(|g| g.foreign_writebacks).sum();
                 (
@@ -154,9 +167,12 @@ pub fn by_name(name: &str) -> Option<Scenario> {
             accesses: 40_000,
             shrinker: true,
             worker: WorkerPolicy::RoundRobin,
+            shrinker_drive: None,
+            both_protections: false,
+            pressure: None,
             expected:
                 "the group stores pages in zswap (zswpout > 0) and is charged pool bytes (peak > 0)",
-            check: |r| {
+            check: |r, _| {
                 let g = group(r, "app");
                 (
                     g.zswpout > 0 && g.peak_pool_bytes > 0,
@@ -180,9 +196,12 @@ pub fn by_name(name: &str) -> Option<Scenario> {
             accesses: 20_000,
             shrinker: true,
             worker: WorkerPolicy::RoundRobin,
+            shrinker_drive: None,
+            both_protections: false,
+            pressure: None,
             expected:
                 "nothing goes to zswap (zswpout = 0) and faults read the swap file (disk reads > 0)",
-            check: |r| {
+            check: |r, _| {
                 let g = group(r, "app");
                 (
                     g.zswpout == 0 && g.disk_reads > 0,
@@ -202,9 +221,12 @@ pub fn by_name(name: &str) -> Option<Scenario> {
             accesses: 20_000,
             shrinker: true,
             worker: WorkerPolicy::RoundRobin,
+            shrinker_drive: None,
+            both_protections: false,
+            pressure: None,
             expected:
                 "faults are served by zswap (zswpin > 0) and never by the disk (disk reads = 0)",
-            check: |r| {
+            check: |r, _| {
                 let g = group(r, "app");
                 (
                     g.zswpin > 0 && g.disk_reads == 0,
@@ -224,8 +246,11 @@ pub fn by_name(name: &str) -> Option<Scenario> {
             accesses: 30_000,
             shrinker: true,
             worker: WorkerPolicy::RoundRobin,
+            shrinker_drive: None,
+            both_protections: false,
+            pressure: None,
             expected: "the group writes its own pages back (zswpwb > 0)",
-            check: |r| {
+            check: |r, _| {
                 let g = group(r, "app");
                 (
                     g.zswpwb > 0,
@@ -251,10 +276,13 @@ pub fn by_name(name: &str) -> Option<Scenario> {
             accesses: 30_000,
             shrinker: true,
             worker: WorkerPolicy::RoundRobin,
+            shrinker_drive: None,
+            both_protections: false,
+            pressure: None,
             expected:
                 "nothing is written back (zswpwb = 0) and pages that fit nowhere stay resident \
                 (kept resident > 0)",
-            check: |r| {
+            check: |r, _| {
                 let g = group(r, "app");
                 (
                     g.zswpwb == 0 && g.kept_resident > 0,
@@ -285,10 +313,13 @@ pub fn by_name(name: &str) -> Option<Scenario> {
             accesses: 60_000,
             shrinker: false,
             worker: WorkerPolicy::RoundRobin,
+            shrinker_drive: None,
+            both_protections: false,
+            pressure: None,
             expected:
                 "wb writes back its own pages (zswpwb > 0) and control loses none (zswpwb = 0, \
                 foreign = 0)",
-            check: |r| {
+            check: |r, _| {
                 let (c, wb) = (group(r, "control"), group(r, "wb"));
                 (
                     c.zswpwb == 0 && c.foreign_writebacks == 0 && wb.zswpwb > 0,
@@ -312,12 +343,128 @@ pub fn by_name(name: &str) -> Option<Scenario> {
             accesses: 20_000,
             shrinker: true,
             worker: WorkerPolicy::RoundRobin,
+            shrinker_drive: None,
+            both_protections: false,
+            pressure: None,
             expected: "random pages are stored as-is (stored_incompressible_pages > 0)",
-            check: |r| {
+            check: |r, _| {
                 let n = r.global.stored_incompressible_pages;
                 (
                     n > 0,
                     format!("{n} pages stored as-is, ratio {:.2}", group(r, "app").ratio),
+                )
+            },
+        },
+        "protection" => Scenario {
+            name: "protection",
+            mirrors: None,
+            does: "a working set four times the memory, cycling through zswap, with the \
+                   pressure shrinker writing back all it counts every 5,000 accesses, run \
+                   with and without the disk swap-in protection of Linux 6.12",
+            tenants: vec![tenant("app", uniform(6_000), 1_500)],
+            pool_bytes: 256 * MIB,
+            accesses: 200_000,
+            shrinker: true,
+            worker: WorkerPolicy::RoundRobin,
+            shrinker_drive: Some((5_000, 1)),
+            both_protections: true,
+            pressure: None,
+            expected: "protection cuts the pages read back from the swap file by at least 10%",
+            check: |r, all| {
+                let reads = |r: &Report| group(r, "app").disk_reads;
+                let wb = |r: &Report| group(r, "app").zswpwb;
+                if !r.protection {
+                    return (
+                        true,
+                        format!("disk reads {}, written back {}", reads(r), wb(r)),
+                    );
+                }
+                let Some(without) = all.iter().find(|o| !o.protection) else {
+                    return (false, "no run without protection to compare with".into());
+                };
+                let (with, none) = (reads(r), reads(without));
+                (
+                    none > 0 && (with as f64) <= 0.9 * none as f64,
+                    format!(
+                        "disk reads {with} with protection, {none} without ({:+.1}%); \
+                         written back {} and {}",
+                        100.0 * (with as f64 - none as f64) / none.max(1) as f64,
+                        wb(r),
+                        wb(without)
+                    ),
+                )
+            },
+        },
+        "pressure" => Scenario {
+            name: "pressure",
+            mirrors: None,
+            does: "the pressure controller (senpai's law) on a simulated stall share: it \
+                   writes back the tenants' cold pages until faults from the swap file \
+                   stall 5% of the time, in proportion to their shrinker counts, never \
+                   from the tenant that may not write back",
+            tenants: vec![
+                TenantSpec {
+                    weight: 2,
+                    ..tenant(
+                        "hot",
+                        Pattern::Zipf {
+                            pages: 20_000,
+                            s: 1.1,
+                        },
+                        2_000,
+                    )
+                },
+                tenant(
+                    "warm",
+                    Pattern::Zipf {
+                        pages: 10_000,
+                        s: 0.9,
+                    },
+                    2_000,
+                ),
+                TenantSpec {
+                    writeback: false,
+                    ..tenant(
+                        "pinned",
+                        Pattern::Zipf {
+                            pages: 5_000,
+                            s: 1.0,
+                        },
+                        1_000,
+                    )
+                },
+            ],
+            pool_bytes: 256 * MIB,
+            accesses: 400_000,
+            shrinker: true,
+            worker: WorkerPolicy::RoundRobin,
+            shrinker_drive: None,
+            both_protections: false,
+            pressure: Some(0.05),
+            expected: "the controller reclaims from hot and warm, nothing from pinned, and the \
+                       stall share it reads over the second half is within 0.25x to 2x its \
+                       target",
+            check: |r, _| {
+                let Some(p) = &r.pressure else {
+                    return (false, "the controller did not run".into());
+                };
+                let (hot, warm, pinned) = (
+                    group(r, "hot").reclaimed_bytes,
+                    group(r, "warm").reclaimed_bytes,
+                    group(r, "pinned").reclaimed_bytes,
+                );
+                let m = p.mean_pressure / p.target;
+                (
+                    hot > 0 && warm > 0 && pinned == 0 && (0.25..=2.0).contains(&m),
+                    format!(
+                        "reclaimed hot {:.1} MiB, warm {:.1}, pinned {:.1}; read {:.2}% on \
+                         average over the second half, target {:.2}%",
+                        hot as f64 / MIB as f64,
+                        warm as f64 / MIB as f64,
+                        pinned as f64 / MIB as f64,
+                        p.mean_pressure * 100.0,
+                        p.target * 100.0
+                    ),
                 )
             },
         },
@@ -338,9 +485,12 @@ pub fn by_name(name: &str) -> Option<Scenario> {
             accesses: 200_000,
             shrinker: true,
             worker: WorkerPolicy::Proportional,
+            shrinker_drive: None,
+            both_protections: false,
+            pressure: None,
             expected: "the share of each group's swapped-out pages written back is within \
                        1.2x between the largest and the smallest",
-            check: |r| {
+            check: |r, _| {
                 let shares: Vec<String> = r
                     .groups
                     .iter()
@@ -384,6 +534,9 @@ impl Scenario {
             compressor: compressor.into(),
             policy,
             worker_policy: self.worker,
+            shrinker_drive: self.shrinker_drive,
+            protection: true,
+            pressure: self.pressure,
             shrinker: self.shrinker,
             async_worker: false,
             seed,

@@ -146,7 +146,7 @@ fn every_test_zswap_scenario_shows_what_it_should() {
     let o = sim(&["--scenario", "all"]);
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
     let out = stdout(&o);
-    assert_eq!(out.matches("shows:").count(), 8, "{out}");
+    assert_eq!(out.matches("shows:").count(), 10, "{out}");
     assert!(!out.contains("FAILED"), "{out}");
 }
 
@@ -707,4 +707,53 @@ fn proportional_worker_evens_the_written_back_share() {
     let table = stdout(&sim(&["--scenario", "proportional", "--compare", "worker"]));
     assert!(table.contains("under round-robin: written back"), "{table}");
     assert!(table.contains("written-back share, largest ÷ smallest: round-robin"));
+}
+
+/// The protection scenario runs with and without the disk swap-in
+/// protection and holds the first to cutting disk reads by 10% or more;
+/// the pressure scenario runs the controller, which reclaims from the
+/// tenants that may write back and never from the one that may not.
+#[test]
+fn protection_and_pressure_scenarios() {
+    let v = json(&sim(&["--scenario", "protection", "--json"]));
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(
+        (
+            runs[0]["protection"].as_bool(),
+            runs[1]["protection"].as_bool()
+        ),
+        (Some(true), Some(false))
+    );
+    let reads = |r: &serde_json::Value| r["groups"][0]["disk_reads"].as_f64().unwrap();
+    assert!(
+        reads(&runs[0]) <= 0.9 * reads(&runs[1]),
+        "{} vs {}",
+        reads(&runs[0]),
+        reads(&runs[1])
+    );
+    assert_eq!(runs[0]["check"]["ok"], true);
+
+    let v = json(&sim(&["--scenario", "pressure", "--json"]));
+    let p = &v["pressure"];
+    assert_eq!(p["steps"], 200);
+    assert!(p["reclaimed_bytes"].as_u64().unwrap() > 0);
+    let by = |name: &str| {
+        v["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["name"] == name)
+            .unwrap()["reclaimed_bytes"]
+            .as_u64()
+            .unwrap()
+    };
+    assert!(by("hot") > 0 && by("warm") > 0);
+    assert_eq!(by("pinned"), 0);
+    // The timeline carries each group's reclaim, for the chart.
+    let last = v["timeline"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["groups"][0]["reclaimed"].as_u64().unwrap(), by("hot"));
+    // A target out of range is refused before the run.
+    let o = sim(&["--scenario", "usage", "--pressure", "0.9"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("pressure target 0.9"), "{}", stderr(&o));
 }

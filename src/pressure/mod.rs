@@ -71,6 +71,16 @@ impl Reclaimer for Zswap {
     }
 }
 
+impl<R: Reclaimer + Sync + ?Sized> Reclaimer for &R {
+    fn weights(&self) -> Result<Vec<(GroupId, u64)>, Error> {
+        (**self).weights()
+    }
+
+    fn reclaim(&self, group: GroupId, bytes: u64) -> Result<u64, Error> {
+        (**self).reclaim(group, bytes)
+    }
+}
+
 impl<R: Reclaimer + Sync + ?Sized> Reclaimer for crate::sync::unmodeled::Arc<R> {
     fn weights(&self) -> Result<Vec<(GroupId, u64)>, Error> {
         (**self).weights()

@@ -127,6 +127,7 @@ pub struct ZswapConfig {
     pub(crate) accept_threshold_percent: u8,
     pub(crate) shrink_worker: bool,
     pub(crate) shrinker_enabled: bool,
+    pub(crate) swapin_protection: bool,
     pub(crate) same_filled_pages: bool,
     pub(crate) topology: Topology,
     pub(crate) lru_policy: LruPolicy,
@@ -146,6 +147,7 @@ impl Default for ZswapConfig {
             accept_threshold_percent: 90,
             shrink_worker: true,
             shrinker_enabled: true,
+            swapin_protection: true,
             same_filled_pages: true,
             topology: Topology::detect(),
             lru_policy: LruPolicy::PerGroup,
@@ -216,6 +218,16 @@ impl ZswapConfig {
     /// Per-group lists (the default) or one list for everyone.
     pub fn lru_policy(mut self, policy: LruPolicy) -> Self {
         self.lru_policy = policy;
+        self
+    }
+
+    /// Whether [`Zswap::shrinker_count`](crate::Zswap::shrinker_count)
+    /// takes the group's disk swap-ins off what it offers (on, as the
+    /// kernel since 6.12). Off, for comparison: the count is the list's
+    /// length scaled by the ratio, and pages that keep coming back from
+    /// disk are written back again as readily as any.
+    pub fn swapin_protection(mut self, enabled: bool) -> Self {
+        self.swapin_protection = enabled;
         self
     }
 

@@ -182,7 +182,11 @@ impl Zswap {
         if stored == 0 || freeable == 0 {
             return Ok(0);
         }
-        let freeable = freeable - inner.disk_swapins.consume(group, node, freeable);
+        let freeable = if inner.cfg.swapin_protection {
+            freeable - inner.disk_swapins.consume(group, node, freeable)
+        } else {
+            freeable
+        };
         Ok((u128::from(freeable) * u128::from(backing) / u128::from(stored)) as u64)
     }
 
