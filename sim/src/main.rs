@@ -8,6 +8,7 @@ mod capture;
 mod machine;
 mod output;
 mod pages;
+mod pressure;
 mod report;
 mod scenario;
 mod svg;
