@@ -6,6 +6,7 @@
 
 use loom::sync::Arc;
 use loom::thread;
+use zswap::testing::random_page;
 use zswap::{
     AreaId, GroupId, Groups, MemDevice, NodeId, PoolLimit, SwapSlot, Topology, Zswap, ZswapConfig,
     PAGE_SIZE,
@@ -22,19 +23,11 @@ fn slot(offset: u32) -> SwapSlot {
     }
 }
 
-/// A page no codec compresses (xorshift bytes), so it is stored as-is and
-/// the shrinker's ratio scaling is 1: a count is the list's length less
-/// the swap-ins it consumed.
+/// A page no codec compresses, so it is stored as-is and the shrinker's
+/// ratio scaling is 1: a count is the list's length less the swap-ins it
+/// consumed. (Odd seeds, each its own page.)
 fn page(seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..PAGE_SIZE)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    random_page(2 * seed + 3)
 }
 
 /// No worker, one node, no limit to speak of, a 4-page memory device.

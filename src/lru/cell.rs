@@ -64,11 +64,12 @@ impl<T> ItemCell<T> {
         Some(unsafe { Item::from_raw(old) })
     }
 
-    /// Takes the cell's item out, leaving the cell empty; a tag stays.
-    pub(crate) fn take(&self) -> Option<Item<T>> {
+    /// Empties the cell if its word is an item (`tag` false) or a tag
+    /// (`tag` true); returns the word it took.
+    fn take_word(&self, tag: bool) -> Option<*mut Node<T>> {
         let mut cur = self.ptr.load(Ordering::Acquire);
         loop {
-            if cur.is_null() || cur.addr() & TAG != 0 {
+            if cur.is_null() || (cur.addr() & TAG != 0) != tag {
                 return None;
             }
             match self.ptr.compare_exchange_weak(
@@ -77,10 +78,15 @@ impl<T> ItemCell<T> {
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(old) => return Self::owned(old),
+                Ok(old) => return Some(old),
                 Err(now) => cur = now,
             }
         }
+    }
+
+    /// Takes the cell's item out, leaving the cell empty; a tag stays.
+    pub(crate) fn take(&self) -> Option<Item<T>> {
+        self.take_word(false).and_then(Self::owned)
     }
 
     /// Puts the tag `value` (at most [`TAG_MAX`]) in the cell; returns the
@@ -100,21 +106,7 @@ impl<T> ItemCell<T> {
 
     /// Takes the cell's tag out, leaving it empty; an item stays.
     pub(crate) fn take_tag(&self) -> Option<usize> {
-        let mut cur = self.ptr.load(Ordering::Acquire);
-        loop {
-            if cur.addr() & TAG == 0 {
-                return None;
-            }
-            match self.ptr.compare_exchange_weak(
-                cur,
-                ptr::null_mut(),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return Some(cur.addr() >> 1),
-                Err(now) => cur = now,
-            }
-        }
+        self.take_word(true).map(|w| w.addr() >> 1)
     }
 
     /// Whether the cell holds exactly `item` (its address; never
