@@ -1,6 +1,7 @@
 //! `--svg FILE`: each group's pool bytes and cumulative writebacks over the
-//! run (the foreign share of the writebacks dashed), two panels, drawn with
-//! plotters into one SVG written atomically.
+//! run (the foreign share of the writebacks dashed), or under `--pressure`
+//! what the controller reclaimed from each, two panels, drawn with plotters
+//! into one SVG written atomically.
 
 use std::path::Path;
 
@@ -33,11 +34,19 @@ pub fn write(path: &Path, runs: &[&Report]) -> anyhow::Result<()> {
             panel(&top, r, "pool MiB", None, |s, i| {
                 s.groups[i].pool_bytes as f64 / 1048576.0
             })?;
-            // The foreign share of the writebacks, dashed, where there is one.
-            let foreign: &Series = &|s, i| s.groups[i].foreign as f64;
-            panel(&bottom, r, "pages written back", Some(foreign), |s, i| {
-                s.groups[i].zswpwb as f64
-            })?;
+            if r.pressure.is_some() {
+                // Under the pressure controller: what it took from each.
+                panel(&bottom, r, "MiB the controller reclaimed", None, |s, i| {
+                    s.groups[i].reclaimed as f64 / 1048576.0
+                })?;
+            } else {
+                // The foreign share of the writebacks, dashed, where there
+                // is one.
+                let foreign: &Series = &|s, i| s.groups[i].foreign as f64;
+                panel(&bottom, r, "pages written back", Some(foreign), |s, i| {
+                    s.groups[i].zswpwb as f64
+                })?;
+            }
         }
         root.present().map_err(draw)?;
     }

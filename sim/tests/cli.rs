@@ -752,6 +752,13 @@ fn protection_and_pressure_scenarios() {
     // The timeline carries each group's reclaim, for the chart.
     let last = v["timeline"].as_array().unwrap().last().unwrap();
     assert_eq!(last["groups"][0]["reclaimed"].as_u64().unwrap(), by("hot"));
+    // The chart draws each group's reclaim.
+    let d = scratch("pressure-svg");
+    let chart = d.join("pressure.svg");
+    let o = sim(&["--scenario", "pressure", "--svg", chart.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    assert!(svg.contains("MiB the controller reclaimed"));
     // A target out of range is refused before the run.
     let o = sim(&["--scenario", "usage", "--pressure", "0.9"]);
     assert!(!o.status.success());
