@@ -1,0 +1,149 @@
+//! Many-core scaling of the zswap facade: 1..N threads (N = the machine's
+//! cores; every power of two up to it, and N), each on its own group, all
+//! sharing one `Zswap`, one pool and one area, for store-only, load-only,
+//! and a mix (half stores, half loads, and the thread's own group written
+//! back with the pressure shrinker's scan) on real pages. Prints
+//! throughput and the speed-up over one thread per N; the target is
+//! ≥ 0.9 × N for store-only and load-only. The mix writes to one swap file,
+//! which the file system may serialize: it is reported, not held to a
+//! target.
+//!
+//! `cargo bench --bench scaling` (no criterion: one table, median of
+//! `ROUNDS` runs per cell). Runs unchanged on 2 to 64+ cores.
+
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use zswap::{
+    FileDevice, GroupId, Groups, MemDevice, NodeId, PoolLimit, SwapDevice, SwapSlot, Topology,
+    Zswap, ZswapConfig, PAGE_SIZE,
+};
+
+const ROUNDS: usize = 5;
+/// Operations per thread per run, cycling over the real pages.
+const OPS: usize = 16_384;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Store,
+    Load,
+    Mix,
+}
+
+fn thread_counts(max: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = std::iter::successors(Some(1), |&n| Some(n * 2))
+        .take_while(|&n| n < max)
+        .collect();
+    v.push(max);
+    v
+}
+
+/// One run of `mode` on `n` threads: the timed phase's wall time.
+fn run(mode: Mode, n: usize, pages: &[Vec<u8>]) -> Duration {
+    let groups = Groups::new();
+    let z = Zswap::new(
+        ZswapConfig::default()
+            .shrink_worker(false)
+            .topology(Topology::single())
+            .max_pool(PoolLimit::Bytes(1 << 40)),
+        &groups,
+    )
+    .unwrap();
+    let slots = (n * OPS + 1024) as u64;
+    let device: Box<dyn SwapDevice> = match mode {
+        Mode::Mix => Box::new(FileDevice::temp(slots).unwrap()),
+        _ => Box::new(MemDevice::new(slots)),
+    };
+    z.swapon(device).unwrap();
+    let ids: Vec<GroupId> = (0..n)
+        .map(|_| groups.create(GroupId::ROOT).unwrap())
+        .collect();
+    let page = |t: usize, i: usize| &pages[(t * 7919 + i) % pages.len()];
+    // Load-only times swap-ins of pages stored beforehand, untimed.
+    let stored: Vec<Vec<SwapSlot>> = if mode == Mode::Load {
+        (0..n)
+            .map(|t| {
+                (0..OPS)
+                    .map(|i| z.swap_out(page(t, i), ids[t]).unwrap())
+                    .collect()
+            })
+            .collect()
+    } else {
+        vec![Vec::new(); n]
+    };
+    let barrier = Barrier::new(n + 1);
+    let mut wall = Duration::ZERO;
+    std::thread::scope(|s| {
+        for (t, mine) in stored.into_iter().enumerate() {
+            let (z, barrier, g) = (&z, &barrier, ids[t]);
+            s.spawn(move || {
+                let mut back = vec![0u8; PAGE_SIZE];
+                barrier.wait();
+                match mode {
+                    Mode::Store => {
+                        for i in 0..OPS {
+                            z.swap_out(page(t, i), g).unwrap();
+                        }
+                    }
+                    Mode::Load => {
+                        for slot in mine {
+                            z.swap_in(slot, &mut back).unwrap();
+                        }
+                    }
+                    Mode::Mix => {
+                        let mut live = Vec::with_capacity(OPS);
+                        for i in 0..OPS {
+                            if i % 2 == 0 || live.is_empty() {
+                                live.push(z.swap_out(page(t, i), g).unwrap());
+                            } else {
+                                let slot = live.swap_remove((i * 31) % live.len());
+                                z.swap_in(slot, &mut back).unwrap();
+                            }
+                            if i % 64 == 63 {
+                                z.shrinker_scan(NodeId::ZERO, g, 16).unwrap();
+                            }
+                        }
+                    }
+                }
+                barrier.wait();
+            });
+        }
+        barrier.wait();
+        let t0 = Instant::now();
+        barrier.wait();
+        wall = t0.elapsed();
+    });
+    wall
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let pages = zswap::testing::bench_pages();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "\nzswap scaling on {cores} cores: {OPS} operations per thread, each thread its own group, \
+         one Zswap, pool and area; median of {ROUNDS} runs; {} real pages",
+        pages.len()
+    );
+    println!(
+        "{:>4} | {:>22} | {:>22} | {:>22}",
+        "N", "store (pages/s, ×1)", "load (pages/s, ×1)", "mix + writeback (×1)"
+    );
+    let mut base = [0.0f64; 3];
+    for n in thread_counts(cores) {
+        let mut cells = Vec::new();
+        for (k, mode) in [Mode::Store, Mode::Load, Mode::Mix].into_iter().enumerate() {
+            let wall = median((0..ROUNDS).map(|_| run(mode, n, &pages)).collect());
+            let rate = (n * OPS) as f64 / wall.as_secs_f64();
+            if n == 1 {
+                base[k] = rate;
+            }
+            cells.push(format!("{:>12.0} {:>7.2}x", rate, rate / base[k]));
+        }
+        println!("{n:>4} | {} | {} | {}", cells[0], cells[1], cells[2]);
+    }
+}
