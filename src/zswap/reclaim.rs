@@ -248,7 +248,7 @@ impl Inner {
     }
 
     /// Whether `asker`'s pages include `group`'s: itself or a descendant.
-    fn owns(&self, asker: GroupId, group: GroupId) -> bool {
+    pub(super) fn owns(&self, asker: GroupId, group: GroupId) -> bool {
         self.groups
             .ancestors(group)
             .is_ok_and(|mut a| a.any(|g| g == asker))
@@ -277,14 +277,11 @@ impl Inner {
         if !self.groups.is_online(group) || !self.groups.writeback_enabled(group).unwrap_or(false) {
             return None;
         }
-        let list = self.list_group(group);
-        let nodes = self.lru.nr_nodes();
-        let stored: usize = (0..nodes)
-            .map(|n| self.lru.count_one(NodeId(n as u32), list).unwrap_or(0))
-            .sum();
-        if stored == 0 {
+        if self.listed(group) == 0 {
             return None;
         }
+        let list = self.list_group(group);
+        let nodes = self.lru.nr_nodes();
         let mut all = Walked::default();
         for n in 0..nodes {
             let mut budget = per_node;

@@ -294,12 +294,7 @@ impl Zswap {
                 inner
                     .groups
                     .iter()
-                    .filter(|&g| {
-                        inner
-                            .groups
-                            .ancestors(g)
-                            .is_ok_and(|mut a| a.any(|x| x == group))
-                    })
+                    .filter(|&g| inner.owns(group, g))
                     .collect()
             } else {
                 vec![group]
