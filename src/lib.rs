@@ -78,8 +78,8 @@ pub use swap::{
     AreaId, Checksummed, FileDevice, MemDevice, SlotPin, SwapArea, SwapDevice, SwapSlot,
 };
 pub use zswap::{
-    total_memory, LruPolicy, PoolLimit, ShrinkResult, ShrinkerScan, WorkerPolicy, Zswap,
-    ZswapConfig, ZswapStats,
+    total_memory, LruPolicy, PoolLimit, ShrinkResult, ShrinkerScan, SwapSource, WorkerPolicy,
+    Zswap, ZswapConfig, ZswapStats,
 };
 
 /// Compile-time checks that the types programs share between threads are

@@ -160,7 +160,7 @@ pub fn run_bytes(data: &[u8]) {
                 let i = usize::from(pick) % live.len();
                 let (slot, seed, touched) = live[i];
                 match zswap.swap_in(slot, &mut buf) {
-                    Ok(()) => {
+                    Ok(_) => {
                         assert!(buf == page_for(seed), "swap_in returned wrong data");
                         live.swap_remove(i);
                     }

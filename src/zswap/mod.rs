@@ -79,6 +79,26 @@ pub(crate) struct Inner {
     disk_swapins: shrinker::DiskSwapins,
 }
 
+/// Which store served a [`Zswap::swap_in`].
+///
+/// ```
+/// use zswap::{GroupId, Groups, MemDevice, SwapSource, Zswap, ZswapConfig};
+/// let groups = Groups::new();
+/// let zswap = Zswap::new(ZswapConfig::default().shrink_worker(false), &groups)?;
+/// zswap.swapon(Box::new(MemDevice::new(4)))?;
+/// let slot = zswap.swap_out(&[7u8; 4096], GroupId::ROOT)?;
+/// let mut page = [0u8; 4096];
+/// assert_eq!(zswap.swap_in(slot, &mut page)?, SwapSource::Zswap);
+/// # Ok::<(), zswap::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SwapSource {
+    /// The compressed cache held it (`zswpin`).
+    Zswap,
+    /// It was read from the swap device: written back, or never stored.
+    Device,
+}
+
 /// A zswap instance: compressed pools in front of swap areas.
 ///
 /// ```
@@ -285,23 +305,27 @@ impl Zswap {
         r.map(|()| slot)
     }
 
-    /// Reads `slot`'s page back (from zswap, else from the device) and frees
-    /// the slot.
-    pub fn swap_in(&self, slot: SwapSlot, page: &mut [u8]) -> Result<(), Error> {
+    /// Reads `slot`'s page back (from zswap, else from the device), frees
+    /// the slot, and says which of the two served it: a pager that times
+    /// its faults tells a memory-speed swap-in from a disk read by it.
+    pub fn swap_in(&self, slot: SwapSlot, page: &mut [u8]) -> Result<SwapSource, Error> {
         if page.len() != PAGE_SIZE {
             return Err(Error::PageSize(page.len()));
         }
         let area = self.inner.area(slot.area)?;
         let pin = area.slots.pin(slot.offset)?;
-        if !self.inner.load_pinned(&pin, page)? {
+        let source = if self.inner.load_pinned(&pin, page)? {
+            SwapSource::Zswap
+        } else {
             area.device.read_page(u64::from(slot.offset), page)?;
             self.inner.note_disk_swapin(&pin);
             area.device.discard(u64::from(slot.offset));
-        }
+            SwapSource::Device
+        };
         // Released when the pin drops (see `invalidate`).
         let r = area.slots.free(slot.offset);
         drop(pin);
-        r
+        r.map(|()| source)
     }
 
     /// Reads `slot`'s page from wherever it is and changes nothing: no list

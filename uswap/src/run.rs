@@ -1,0 +1,317 @@
+//! One run: build the groups, the zswap with its swap file, the tenants'
+//! regions and the pager; start the fault handler, the reclaimer and one
+//! workload thread per tenant; sample while they run; then stop and join
+//! every thread, unregister the regions, free every slot and unmap
+//! everything, in that order, whether the run ended by its clock, by
+//! Ctrl-C or by a tenant's failure.
+//!
+//! The process's resident set is read before the run and at its end, so
+//! two runs of one program — fully resident, then under the limits —
+//! compare what the process really held.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use zswap::{
+    Compressor, Error, FileDevice, GroupId, GroupStats, Groups, ListLru, PoolLimit, SwapDevice,
+    Topology, Zswap, ZswapConfig, ZswapStats, PAGE_SIZE,
+};
+
+use crate::pager::{Handler, Pager, Reclaimer, Tenant};
+use crate::region::{rss_bytes, Region};
+use crate::uffd::Uffd;
+use crate::workload::{self, Ctx, Kind, Measured};
+
+/// A tenant to run.
+#[derive(Clone, Debug)]
+pub struct TenantSpec {
+    /// Its name.
+    pub name: String,
+    /// Its workload.
+    pub kind: Kind,
+    /// Its memory, in pages.
+    pub pages: usize,
+    /// Share of operations that write.
+    pub write_percent: u32,
+}
+
+/// How to run.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// The tenants.
+    pub tenants: Vec<TenantSpec>,
+    /// How long the operations run, after each tenant's fill.
+    pub duration: Duration,
+    /// Each tenant's resident limit, percent of its pages (None: no limit,
+    /// the fully resident run).
+    pub resident_percent: Option<u32>,
+    /// Each tenant's `zswap_max`, percent of its bytes.
+    pub zswap_max_percent: u32,
+    /// The global pool limit, percent of all tenants' bytes.
+    pub pool_percent: u32,
+    /// The compressor.
+    pub compressor: Compressor,
+    /// Seeds the workloads.
+    pub seed: u64,
+    /// How long the handler spins for the next fault before it sleeps.
+    pub handler_spin: Duration,
+    /// Where the swap file goes (the temp directory if None).
+    pub swap_dir: Option<PathBuf>,
+    /// Test hook: the swap file fails every read after this many.
+    pub fail_reads_after: Option<u64>,
+}
+
+/// A point of the time series: per tenant, pages resident, in zswap, on
+/// disk.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Sample {
+    /// Seconds since the start.
+    pub t: f64,
+    /// Per tenant `[resident, zswap, disk]`.
+    pub pages: Vec<[u64; 3]>,
+}
+
+/// What one tenant did in a run.
+#[derive(Debug)]
+pub struct TenantRun {
+    /// Its spec.
+    pub spec: TenantSpec,
+    /// Its resident limit in pages (`usize::MAX`: none).
+    pub limit: usize,
+    /// What its thread measured.
+    pub measured: Measured,
+    /// The pager's counters, in `Counts` order.
+    pub counts: PagerCounts,
+    /// Its group's zswap counters.
+    pub group: GroupStats,
+    /// Pages with a frame at the end, by `mincore`.
+    pub resident: usize,
+    /// Pages swapped out at the end, by the pager's states.
+    pub swapped: u64,
+    /// Why the pager stopped serving it.
+    pub error: Option<String>,
+}
+
+/// The pager's counters for a tenant, read at the end.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct PagerCounts {
+    /// Faults on never-touched pages.
+    pub zero_fills: u64,
+    /// Faults served from zswap.
+    pub zswap_ins: u64,
+    /// Faults served from the swap file.
+    pub device_ins: u64,
+    /// Pages moved out and stored.
+    pub swap_outs: u64,
+    /// Swap-ins within a second of the page's swap-out.
+    pub refaults_1s: u64,
+    /// Active pages given a second chance.
+    pub rotations: u64,
+    /// Pages moved back after a refused store.
+    pub moved_back: u64,
+    /// Faults that found their page on its way out.
+    pub raced_outgoing: u64,
+    /// Pages the kernel would not move (`EBUSY`).
+    pub move_busy: u64,
+    /// Nanoseconds the handler spent serving zswap faults.
+    pub handler_zswap_ns: u64,
+}
+
+/// What a run measured.
+#[derive(Debug)]
+pub struct RunResult {
+    /// Per tenant.
+    pub tenants: Vec<TenantRun>,
+    /// Growth of the process's resident set over the run, in bytes.
+    pub rss_growth: u64,
+    /// zswap's counters at the end.
+    pub zswap: ZswapStats,
+    /// The time series, every 100 ms.
+    pub series: Vec<Sample>,
+}
+
+/// A swap file that fails every read after `after` (the device-error test).
+struct FailingReads<D> {
+    inner: D,
+    after: u64,
+    reads: AtomicU64,
+}
+
+impl<D: SwapDevice> SwapDevice for FailingReads<D> {
+    fn pages(&self) -> u64 {
+        self.inner.pages()
+    }
+    fn read_page(&self, offset: u64, page: &mut [u8]) -> Result<(), Error> {
+        if self.reads.fetch_add(1, Ordering::Relaxed) >= self.after {
+            return Err(std::io::Error::other("injected read error").into());
+        }
+        self.inner.read_page(offset, page)
+    }
+    fn write_page(&self, offset: u64, page: &[u8]) -> Result<(), Error> {
+        self.inner.write_page(offset, page)
+    }
+    fn discard(&self, offset: u64) {
+        self.inner.discard(offset)
+    }
+}
+
+/// Runs `cfg` until its clock ends or `stop` is set.
+pub fn run(cfg: &RunConfig, stop: &Arc<AtomicBool>) -> Result<RunResult> {
+    let rss0 = rss_bytes().context("reading /proc/self/statm")?;
+    let groups = Groups::new();
+    let total_pages: usize = cfg.tenants.iter().map(|t| t.pages).sum();
+    let total_bytes = (total_pages * PAGE_SIZE) as u64;
+    let mut gids = Vec::new();
+    for t in &cfg.tenants {
+        let g = groups.create(GroupId::ROOT)?;
+        let bytes = (t.pages * PAGE_SIZE) as u64;
+        groups.set_zswap_max(g, Some(bytes * u64::from(cfg.zswap_max_percent) / 100))?;
+        gids.push(g);
+    }
+    let zcfg = ZswapConfig::default()
+        .compressor(cfg.compressor)
+        .topology(Topology::single())
+        .max_pool(PoolLimit::Bytes(
+            total_bytes * u64::from(cfg.pool_percent) / 100,
+        ));
+    let zswap = Arc::new(Zswap::new(zcfg, &groups)?);
+    let dir = cfg.swap_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let file = FileDevice::temp_in(&dir, total_pages as u64, false)
+        .with_context(|| format!("creating a swap file in {}", dir.display()))?;
+    let device: Box<dyn SwapDevice> = match cfg.fail_reads_after {
+        Some(after) => Box::new(FailingReads {
+            inner: file,
+            after,
+            reads: AtomicU64::new(0),
+        }),
+        None => Box::new(file),
+    };
+    let area = zswap.swapon(device)?;
+
+    let lru = ListLru::with_groups(&Topology::single(), &groups);
+    let mut tenants = Vec::new();
+    for (spec, &g) in cfg.tenants.iter().zip(&gids) {
+        let region = Region::new(spec.pages).context("mapping a tenant's region")?;
+        let limit = cfg
+            .resident_percent
+            .map_or(usize::MAX, |p| (spec.pages * p as usize / 100).max(1));
+        tenants.push(Tenant::new(g, region, limit));
+    }
+    let uffd = Uffd::open().map_err(|r| anyhow::anyhow!("{r}"))?;
+    let pager = Arc::new(
+        Pager::new(uffd, Arc::clone(&zswap), area, tenants, lru)
+            .context("registering the regions")?,
+    );
+
+    let handler = Handler::new(Arc::clone(&pager), cfg.handler_spin)?;
+    let stop_handler = handler.stopper();
+    let handler = std::thread::Builder::new()
+        .name("uswap-faults".into())
+        .spawn(move || handler.run())?;
+    let stop_reclaim = Arc::new(AtomicBool::new(false));
+    let reclaimer = Reclaimer::new(Arc::clone(&pager), Arc::clone(&stop_reclaim));
+    let reclaimer = std::thread::Builder::new()
+        .name("uswap-reclaim".into())
+        .spawn(move || reclaimer.run())?;
+
+    let start = Instant::now();
+    let mut workers = Vec::new();
+    for (i, spec) in cfg.tenants.iter().enumerate() {
+        let t = &pager.tenants[i];
+        let ctx = Ctx::new(t.region.base(), spec.pages, Arc::clone(&t.probe));
+        let mut w = workload::build(
+            spec.kind,
+            spec.pages,
+            cfg.seed ^ i as u64,
+            spec.write_percent,
+        );
+        let stop = Arc::clone(stop);
+        let duration = cfg.duration;
+        workers.push(
+            std::thread::Builder::new()
+                .name(format!("uswap-{}", spec.name))
+                .spawn(move || ctx.run(&mut *w, &stop, duration))?,
+        );
+    }
+
+    let mut series = Vec::new();
+    while !workers.iter().all(|w| w.is_finished()) {
+        std::thread::sleep(Duration::from_millis(100));
+        series.push(sample(&pager, &groups, start));
+    }
+    let measured: Vec<Measured> = workers
+        .into_iter()
+        .map(|w| {
+            w.join()
+                .map_err(|_| anyhow::anyhow!("a workload thread panicked"))
+        })
+        .collect::<Result<_>>()?;
+    let rss_end = rss_bytes()?;
+
+    let mut out = Vec::new();
+    for ((spec, m), t) in cfg.tenants.iter().zip(measured).zip(&pager.tenants) {
+        let c = &t.counts;
+        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        out.push(TenantRun {
+            spec: spec.clone(),
+            limit: t.limit.load(Ordering::Relaxed),
+            measured: m,
+            counts: PagerCounts {
+                zero_fills: r(&c.zero_fills),
+                zswap_ins: r(&c.zswap_ins),
+                device_ins: r(&c.device_ins),
+                swap_outs: r(&c.swap_outs),
+                refaults_1s: r(&c.refaults_1s),
+                rotations: r(&c.rotations),
+                moved_back: r(&c.moved_back),
+                raced_outgoing: r(&c.raced_outgoing),
+                move_busy: r(&c.move_busy),
+                handler_zswap_ns: r(&c.handler_zswap_ns),
+            },
+            group: groups.stats(t.group)?,
+            resident: t.region.resident()?,
+            swapped: pager.swapped(t) as u64,
+            error: t.error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        });
+    }
+    let zstats = zswap.stats();
+
+    stop_reclaim.store(true, Ordering::Release);
+    reclaimer.thread().unpark();
+    reclaimer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the reclaimer panicked"))?;
+    stop_handler();
+    handler
+        .join()
+        .map_err(|_| anyhow::anyhow!("the fault handler panicked"))?;
+    pager.unregister();
+    pager.release_slots();
+    drop(pager);
+    drop(zswap);
+    Ok(RunResult {
+        tenants: out,
+        rss_growth: rss_end.saturating_sub(rss0),
+        zswap: zstats,
+        series,
+    })
+}
+
+fn sample(pager: &Pager, groups: &Groups, start: Instant) -> Sample {
+    Sample {
+        t: start.elapsed().as_secs_f64(),
+        pages: pager
+            .tenants
+            .iter()
+            .map(|t| {
+                let resident = t.resident.load(Ordering::Relaxed) as u64;
+                let zswapped = groups.stats(t.group).map_or(0, |s| s.zswapped);
+                let swapped = pager.swapped(t) as u64;
+                [resident, zswapped, swapped.saturating_sub(zswapped)]
+            })
+            .collect(),
+    }
+}
