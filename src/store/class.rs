@@ -31,7 +31,7 @@
 
 use std::collections::VecDeque;
 
-use super::span::{Span, SpanMem};
+use super::span::{Span, SpanMem, SPAN_ALIGN};
 use super::{Packing, ALIGN};
 use crate::sync::{AtomicUsize, Mutex, Ordering};
 use crate::Error;
@@ -131,7 +131,6 @@ impl Inner {
 pub(super) struct Class {
     pub(super) packing: Packing,
     span_bytes: usize,
-    page: usize,
     cache_cap: usize,
     inner: Mutex<Inner>,
     // Counters written only under `inner`'s lock (see `add_locked`) and
@@ -172,7 +171,6 @@ impl Class {
         Class {
             packing,
             span_bytes: packing.pages * page,
-            page,
             cache_cap,
             inner: Mutex::new(Inner {
                 slots: packing.slots as u16,
@@ -280,7 +278,7 @@ impl Class {
                 sub_locked(&self.cached, self.span_bytes);
                 span
             }
-            None => Span::new(SpanMem::alloc(self.span_bytes, self.page).ok_or(Error::AllocFail)?),
+            None => Span::new(SpanMem::alloc(self.span_bytes, SPAN_ALIGN).ok_or(Error::AllocFail)?),
         };
         footprint.fetch_add(self.span_bytes, Ordering::Relaxed);
         span.bucket = UNLISTED;

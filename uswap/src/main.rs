@@ -21,6 +21,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod floor;
 mod pager;
 mod region;
 mod report;
@@ -143,6 +144,8 @@ fn real_main(args: &Args) -> anyhow::Result<bool> {
         swap_dir: args.swap_dir.clone(),
         fail_reads_after: args.fail_reads_after,
     };
+    let floor = floor::measure(4096, cfg.handler_spin)?;
+    let floor_spinning = floor::measure(4096, Duration::from_secs(3600))?;
     let resident = if args.no_baseline {
         None
     } else {
@@ -155,7 +158,7 @@ fn real_main(args: &Args) -> anyhow::Result<bool> {
         args.resident, args.zswap_max, args.pool, args.seconds
     );
     let limited = run::run(&cfg, &stop)?;
-    let rep = report::build(&cfg, limited, resident.as_ref());
+    let rep = report::build(&cfg, limited, resident.as_ref(), [&floor, &floor_spinning]);
     print!("{}", report::table(&rep));
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&rep)?;

@@ -77,6 +77,15 @@ pub struct TenantReport {
     pub faults: u64,
     /// Faults the workload thread timed (those its touches met).
     pub faults_timed: u64,
+    /// Faults while the operations ran, per operation.
+    pub faults_per_op: f64,
+    /// The least faults per operation any pager could have had with this
+    /// many pages resident (an oracle keeping the most used pages; kv
+    /// only).
+    pub fault_floor_per_op: Option<f64>,
+    /// Mean time the handler spent on a zswap fault, in µs: reading the
+    /// slot back, installing the page, listing it.
+    pub handler_us_per_zswap_fault: f64,
     /// Fault service times, as the faulting thread measured them.
     pub latency_us: Latencies,
     /// Pages with a frame at the end (`mincore`).
@@ -149,6 +158,13 @@ pub struct Report {
     pub written_back_pages: u64,
     /// zswap's pool limit hits.
     pub pool_limit_hit: u64,
+    /// The userfaultfd round trip on this machine, in the same run: a
+    /// handler that only installs a ready page, waiting for faults as the
+    /// pager's does (`floor.rs`).
+    pub uffd_floor_us: Latency,
+    /// The same with a handler that never sleeps: what is left is the
+    /// trap, the message and the faulting thread's wake-up.
+    pub uffd_floor_spinning_us: Latency,
     /// The limited run over time.
     pub series: Vec<Sample>,
     /// No content error and no tenant stopped.
@@ -174,6 +190,9 @@ fn tenant(t: &TenantRun, resident: Option<&TenantRun>) -> TenantReport {
         accesses: m.accesses,
         faults: c.zero_fills + c.zswap_ins + c.device_ins,
         faults_timed: m.faults(),
+        faults_per_op: m.op_faults as f64 / m.ops.max(1) as f64,
+        fault_floor_per_op: if t.limit < t.spec.pages { m.fault_floor } else { Some(0.0) },
+        handler_us_per_zswap_fault: c.handler_zswap_ns as f64 / 1000.0 / c.zswap_ins.max(1) as f64,
         latency_us: Latencies {
             zswap: Latency::of(m.latency(Source::Zswap)),
             device: Latency::of(m.latency(Source::Device)),
@@ -197,7 +216,12 @@ fn tenant(t: &TenantRun, resident: Option<&TenantRun>) -> TenantReport {
 }
 
 /// Builds the report of `limited`, compared with `resident` if it ran.
-pub fn build(cfg: &RunConfig, limited: RunResult, resident: Option<&RunResult>) -> Report {
+pub fn build(
+    cfg: &RunConfig,
+    limited: RunResult,
+    resident: Option<&RunResult>,
+    floor: [&Histogram<u64>; 2],
+) -> Report {
     let tenants: Vec<TenantReport> = limited
         .tenants
         .iter()
@@ -232,6 +256,8 @@ pub fn build(cfg: &RunConfig, limited: RunResult, resident: Option<&RunResult>) 
         },
         written_back_pages: z.written_back_pages,
         pool_limit_hit: z.pool_limit_hit,
+        uffd_floor_us: Latency::of(floor[0]),
+        uffd_floor_spinning_us: Latency::of(floor[1]),
         series: limited.series,
         ok,
     }
@@ -304,6 +330,16 @@ pub fn table(r: &Report) -> String {
                 m.compression_ratio
             );
         }
+    }
+    for (f, how) in [
+        (&r.uffd_floor_us, "waiting as the pager's does"),
+        (&r.uffd_floor_spinning_us, "never sleeping"),
+    ] {
+        let _ = writeln!(
+            s,
+            "userfaultfd round trip here, a handler that only installs a ready page, {how}: p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs",
+            f.p50, f.p99, f.p999
+        );
     }
     for t in &r.tenants {
         if let Some(e) = &t.error {

@@ -116,6 +116,8 @@ pub struct PagerCounts {
     pub raced_outgoing: u64,
     /// Pages the kernel would not move (`EBUSY`).
     pub move_busy: u64,
+    /// Pages the handler took out itself (direct reclaim).
+    pub direct_reclaim: u64,
     /// Nanoseconds the handler spent serving zswap faults.
     pub handler_zswap_ns: u64,
 }
@@ -212,7 +214,7 @@ pub fn run(cfg: &RunConfig, stop: &Arc<AtomicBool>) -> Result<RunResult> {
         .name("uswap-faults".into())
         .spawn(move || handler.run())?;
     let stop_reclaim = Arc::new(AtomicBool::new(false));
-    let reclaimer = Reclaimer::new(Arc::clone(&pager), Arc::clone(&stop_reclaim));
+    let reclaimer = Reclaimer::new(Arc::clone(&pager), Arc::clone(&stop_reclaim))?;
     let reclaimer = std::thread::Builder::new()
         .name("uswap-reclaim".into())
         .spawn(move || reclaimer.run())?;
@@ -230,10 +232,11 @@ pub fn run(cfg: &RunConfig, stop: &Arc<AtomicBool>) -> Result<RunResult> {
         );
         let stop = Arc::clone(stop);
         let duration = cfg.duration;
+        let limit = t.limit.load(Ordering::Relaxed);
         workers.push(
             std::thread::Builder::new()
                 .name(format!("uswap-{}", spec.name))
-                .spawn(move || ctx.run(&mut *w, &stop, duration))?,
+                .spawn(move || ctx.run(&mut *w, &stop, duration, limit))?,
         );
     }
 
@@ -269,6 +272,7 @@ pub fn run(cfg: &RunConfig, stop: &Arc<AtomicBool>) -> Result<RunResult> {
                 moved_back: r(&c.moved_back),
                 raced_outgoing: r(&c.raced_outgoing),
                 move_busy: r(&c.move_busy),
+                direct_reclaim: r(&c.direct_reclaim),
                 handler_zswap_ns: r(&c.handler_zswap_ns),
             },
             group: groups.stats(t.group)?,
@@ -315,3 +319,4 @@ fn sample(pager: &Pager, groups: &Groups, start: Instant) -> Sample {
             .collect(),
     }
 }
+

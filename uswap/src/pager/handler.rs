@@ -11,6 +11,8 @@
 //!   finishes storing it, then it is swapped in (see the module above).
 //! - A page already back (`RESIDENT`: the reclaimer moved it back after a
 //!   refused store, or two faults named the same page) needs only a wake.
+//! - A tenant far over its limit (the reclaimer fell behind) first has a
+//!   batch of its own pages taken out by the handler: direct reclaim.
 //!
 //! Before it installs a page, the handler bumps the tenant's [`Probe`] so
 //! the faulting thread, once awake, knows its access waited on a fault and
@@ -25,7 +27,8 @@ use std::sync::Arc;
 
 use zswap::{NodeId, SwapSource, PAGE_SIZE};
 
-use super::{out_ms, tag, Pager, Source, Tenant, NEVER, OUTGOING, RESIDENT, SWAPPED};
+use super::reclaim::DIRECT_SLACK;
+use super::{out_ms, tag, Evictor, Pager, Source, Tenant, NEVER, OUTGOING, RESIDENT, SWAPPED};
 use crate::uffd::{Msg, EVENT_PAGEFAULT, PAGEFAULT_FLAG_WRITE};
 
 /// The handler thread's state: its buffers and its stop signal.
@@ -37,6 +40,8 @@ pub struct Handler {
     zeros: Box<[u8]>,
     /// Spin this long on an empty queue before sleeping in `poll`.
     spin: std::time::Duration,
+    /// For direct reclaim, when the reclaimer falls behind.
+    evictor: Evictor,
 }
 
 impl Handler {
@@ -48,7 +53,9 @@ impl Handler {
         if fd < 0 {
             return Err(std::io::Error::last_os_error());
         }
+        let evictor = Evictor::new(&pager)?;
         Ok(Handler {
+            evictor,
             pager,
             // SAFETY: a fresh descriptor nothing else owns.
             stop: unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) },
@@ -154,6 +161,13 @@ impl Handler {
             return;
         };
         let t = &pager.tenants[ti];
+        let over = t.over();
+        if over > DIRECT_SLACK && !t.probe.failed() {
+            // The reclaimer fell behind: this tenant pays for its own
+            // reclaim before its fault is served (see `reclaim.rs`).
+            let n = self.evictor.shrink(&pager, t, over - DIRECT_SLACK / 2);
+            t.counts.direct_reclaim.fetch_add(n as u64, Ordering::Relaxed);
+        }
         let page_addr = t.region.page_addr(i);
         let mut waited = false;
         loop {

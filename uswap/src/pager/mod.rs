@@ -52,7 +52,7 @@ mod handler;
 mod reclaim;
 
 pub use handler::Handler;
-pub use reclaim::Reclaimer;
+pub use reclaim::{Evictor, Reclaimer};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -166,6 +166,8 @@ pub struct Counts {
     pub raced_outgoing: AtomicU64,
     /// Pages the kernel would not move (pinned or shared: `EBUSY`).
     pub move_busy: AtomicU64,
+    /// Pages the fault handler took out itself (direct reclaim).
+    pub direct_reclaim: AtomicU64,
     /// Nanoseconds the handler spent in swap-ins from zswap, from its
     /// reading the fault to the page being installed.
     pub handler_zswap_ns: AtomicU64,
@@ -244,10 +246,6 @@ pub struct Pager {
     /// The tenants.
     pub tenants: Vec<Tenant>,
     lru: ListLru<PageRef>,
-    /// Pages the reclaimer moves a batch of victims to, registered too
-    /// (`UFFDIO_MOVE` wants both ends in the descriptor's ranges), and
-    /// drops together (one TLB flush a batch, not one a page).
-    staging: Region,
     epoch: Instant,
     reclaimer: std::sync::OnceLock<std::thread::Thread>,
 }
@@ -269,8 +267,6 @@ impl Pager {
         tenants: Vec<Tenant>,
         lru: ListLru<PageRef>,
     ) -> std::io::Result<Pager> {
-        let staging = Region::new(reclaim::BATCH)?;
-        uffd.register(staging.addr(), staging.len())?;
         for t in &tenants {
             uffd.register(t.region.addr(), t.region.len())?;
         }
@@ -280,22 +276,20 @@ impl Pager {
             area,
             tenants,
             lru,
-            staging,
             epoch: Instant::now(),
             reclaimer: std::sync::OnceLock::new(),
         })
     }
 
-    /// Unregisters every region: a thread still waiting on a fault wakes
-    /// and, from then on, faults are the kernel's (zero pages). Called once
-    /// the workloads are joined, and by the handler if it cannot go on.
+    /// Unregisters every tenant's region: a thread still waiting on a
+    /// fault wakes and, from then on, faults are the kernel's (zero
+    /// pages). Called once the workloads are joined, and by the handler if
+    /// it cannot go on. (The evictors' staging pages go with their
+    /// mappings.)
     pub fn unregister(&self) {
         for t in &self.tenants {
             let _ = self.uffd.unregister(t.region.addr(), t.region.len());
         }
-        let _ = self
-            .uffd
-            .unregister(self.staging.addr(), self.staging.len());
     }
 
     fn now_ms(&self) -> u64 {

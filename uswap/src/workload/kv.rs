@@ -149,6 +149,21 @@ impl Workload for Kv {
         }
     }
 
+    fn fault_floor(&self, resident: usize) -> Option<f64> {
+        // Each page's share of the lookups: the zipf probability of every
+        // rank, on the key it scrambles to, on the page that key's record
+        // lives in (lookups that probe past it are few and ignored).
+        let pages = self.slots * REC / zswap::PAGE_SIZE;
+        let mut weight = vec![0.0f64; pages];
+        for rank in 0..self.keys as u64 {
+            let key = (mix64(rank) % self.keys as u64) as usize;
+            let page = self.shadow[key].0 as usize * REC / zswap::PAGE_SIZE;
+            weight[page] += 1.0 / ((rank + 1) as f64).powf(self.zipf.theta) / self.zipf.zetan;
+        }
+        weight.sort_by(|a, b| b.total_cmp(a));
+        Some((1.0 - weight.iter().take(resident).sum::<f64>()).max(0.0))
+    }
+
     fn op(&mut self, ctx: &mut Ctx) {
         let u = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
         let rank = self.zipf.rank(u);

@@ -48,6 +48,14 @@ pub trait Workload: Send {
     fn init(&mut self, ctx: &mut Ctx);
     /// One operation (a lookup or an update, a page scanned).
     fn op(&mut self, ctx: &mut Ctx);
+    /// The least share of operations that must fault with only
+    /// `resident` pages resident, for a pager that knew every page's
+    /// access rate and kept the most used ones (static optimum under
+    /// independent references); None where the workload does not compute
+    /// it.
+    fn fault_floor(&self, _resident: usize) -> Option<f64> {
+        None
+    }
 }
 
 /// Builds the workload `kind` for a region of `pages` pages.
@@ -74,6 +82,10 @@ pub struct Measured {
     pub first_error: Option<String>,
     /// Fault service times in ns, by source (zero, zswap, device).
     pub latency: [Histogram<u64>; 3],
+    /// Faults served while the operations ran (the fill's excluded).
+    pub op_faults: u64,
+    /// [`Workload::fault_floor`] at the tenant's limit.
+    pub fault_floor: Option<f64>,
 }
 
 /// A workload thread's view of its memory and its measurements.
@@ -90,7 +102,9 @@ unsafe impl Send for Ctx {}
 impl Ctx {
     /// A context over `pages` pages at `base`, reading `probe`.
     pub fn new(base: *mut u8, pages: usize, probe: Arc<Probe>) -> Ctx {
-        let h = || Histogram::new_with_bounds(1, 10_000_000_000, 3).expect("valid bounds");
+        // 1 ns to 100 s at two significant digits: 1% resolution in a few
+        // KiB, so the histograms do not weigh on the memory measured.
+        let h = || Histogram::new_with_bounds(1, 100_000_000_000, 2).expect("valid bounds");
         Ctx {
             base,
             pages,
@@ -102,6 +116,8 @@ impl Ctx {
                 content_errors: 0,
                 first_error: None,
                 latency: [h(), h(), h()],
+                op_faults: 0,
+                fault_floor: None,
             },
         }
     }
@@ -152,9 +168,18 @@ impl Ctx {
     }
 
     /// Runs `w`: the fill, then operations until `stop` or `duration`
-    /// passes, or the pager fails this tenant.
-    pub fn run(mut self, w: &mut dyn Workload, stop: &AtomicBool, duration: Duration) -> Measured {
+    /// passes, or the pager fails this tenant. `resident` is the tenant's
+    /// limit in pages, for the workload's fault floor.
+    pub fn run(
+        mut self,
+        w: &mut dyn Workload,
+        stop: &AtomicBool,
+        duration: Duration,
+        resident: usize,
+    ) -> Measured {
         w.init(&mut self);
+        self.measured.fault_floor = w.fault_floor(resident.min(self.pages));
+        let faults0 = self.probe().served() >> 2;
         let start = Instant::now();
         'run: loop {
             for _ in 0..64 {
@@ -167,6 +192,7 @@ impl Ctx {
             }
         }
         self.measured.seconds = start.elapsed().as_secs_f64();
+        self.measured.op_faults = (self.probe().served() >> 2) - faults0;
         self.measured
     }
 }
