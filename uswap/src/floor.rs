@@ -39,7 +39,9 @@ pub fn measure(pages: usize, spin: Duration) -> anyhow::Result<Histogram<u64>> {
         h.record((t0.elapsed().as_nanos() as u64).max(1))?;
     }
     done.store(true, Ordering::Release);
-    server.join().map_err(|_| anyhow::anyhow!("the floor's handler panicked"))??;
+    server
+        .join()
+        .map_err(|_| anyhow::anyhow!("the floor's handler panicked"))??;
     uffd.unregister(region.addr(), region.len())?;
     Ok(h)
 }
@@ -58,11 +60,12 @@ fn serve(uffd: &Uffd, done: &AtomicBool, spin: Duration) -> std::io::Result<()> 
             // Spin as the handler does, then sleep (10 ms at a time, to
             // notice the end).
             let start = Instant::now();
-            // SAFETY: one valid pollfd entry; a zero timeout never blocks.
-            while start.elapsed() < spin
-                && !done.load(Ordering::Acquire)
-                && unsafe { libc::poll(fds.as_mut_ptr(), 1, 0) } == 0
-            {
+            while start.elapsed() < spin && !done.load(Ordering::Acquire) {
+                // SAFETY: one valid pollfd entry; a zero timeout never
+                // blocks.
+                if unsafe { libc::poll(fds.as_mut_ptr(), 1, 0) } != 0 {
+                    break;
+                }
                 std::hint::spin_loop();
             }
             // SAFETY: one valid pollfd entry.

@@ -61,8 +61,9 @@ struct Args {
     /// is written back to the swap file.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(0..=100))]
     zswap_max: u32,
-    /// The global pool limit, percent of all tenants' memory.
-    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=100))]
+    /// The global pool limit, percent of all tenants' memory: when the
+    /// pool reaches it, the shrink worker writes back round-robin.
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=100))]
     pool: u32,
     /// Share of operations that write, percent.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=100))]

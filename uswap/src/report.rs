@@ -191,7 +191,11 @@ fn tenant(t: &TenantRun, resident: Option<&TenantRun>) -> TenantReport {
         faults: c.zero_fills + c.zswap_ins + c.device_ins,
         faults_timed: m.faults(),
         faults_per_op: m.op_faults as f64 / m.ops.max(1) as f64,
-        fault_floor_per_op: if t.limit < t.spec.pages { m.fault_floor } else { Some(0.0) },
+        fault_floor_per_op: if t.limit < t.spec.pages {
+            m.fault_floor
+        } else {
+            Some(0.0)
+        },
         handler_us_per_zswap_fault: c.handler_zswap_ns as f64 / 1000.0 / c.zswap_ins.max(1) as f64,
         latency_us: Latencies {
             zswap: Latency::of(m.latency(Source::Zswap)),

@@ -319,4 +319,3 @@ fn sample(pager: &Pager, groups: &Groups, start: Instant) -> Sample {
             .collect(),
     }
 }
-

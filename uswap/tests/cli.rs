@@ -74,8 +74,9 @@ fn u(v: &Value, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("{key} is not a count: {v}"))
 }
 
-/// The short run the README shows: two tenants, a few seconds, half
-/// resident, small `zswap_max` so pages reach the swap file too.
+/// A short run: two tenants, a few seconds, half resident, a small
+/// `zswap_max` and a small global limit, so pages reach the swap file by
+/// both kinds of writeback.
 #[test]
 fn two_tenants_swap_through_zswap_and_the_swap_file() {
     let path = temp("two.json");
@@ -91,6 +92,8 @@ fn two_tenants_swap_through_zswap_and_the_swap_file() {
         "50",
         "--zswap-max",
         "10",
+        "--pool",
+        "5",
         "--json",
         path.to_str().unwrap(),
         "--svg",
@@ -104,6 +107,9 @@ fn two_tenants_swap_through_zswap_and_the_swap_file() {
     let _ = std::fs::remove_file(&svg);
     assert!(drawn.starts_with("<svg") && drawn.contains("polyline"));
     assert_eq!(r["ok"], true);
+    // The global limit was reached: the shrink worker ran too.
+    assert!(u(&r, "pool_limit_hit") > 0, "{r}");
+    assert!(u(&r, "written_back_pages") > 0, "{r}");
     let tenants = r["tenants"].as_array().expect("tenants");
     assert_eq!(tenants.len(), 2);
     let (mut from_zswap, mut from_disk) = (0, 0);
@@ -157,7 +163,24 @@ fn two_tenants_swap_through_zswap_and_the_swap_file() {
     ] {
         assert!(m[key].is_number(), "memory.{key} missing: {m}");
     }
-    assert!(r["series"].as_array().is_some_and(|s| !s.is_empty()));
+    // The limit holds while the workloads run: the pager lets a tenant
+    // get at most its direct-reclaim slack (128 pages) and a batch in
+    // flight (32) over it.
+    let series = r["series"].as_array().expect("series");
+    assert!(!series.is_empty());
+    for (i, t) in tenants.iter().enumerate() {
+        let limit = u(t, "resident_limit");
+        let worst = series
+            .iter()
+            .map(|p| p["pages"][i][0].as_u64().unwrap())
+            .max()
+            .unwrap();
+        assert!(
+            worst <= limit + 160,
+            "{}: {worst} resident, limit {limit}",
+            t["name"]
+        );
+    }
 }
 
 /// Every operation writes, while the reclaimer moves pages out under it:

@@ -166,7 +166,9 @@ impl Handler {
             // The reclaimer fell behind: this tenant pays for its own
             // reclaim before its fault is served (see `reclaim.rs`).
             let n = self.evictor.shrink(&pager, t, over - DIRECT_SLACK / 2);
-            t.counts.direct_reclaim.fetch_add(n as u64, Ordering::Relaxed);
+            t.counts
+                .direct_reclaim
+                .fetch_add(n as u64, Ordering::Relaxed);
         }
         let page_addr = t.region.page_addr(i);
         let mut waited = false;

@@ -12,12 +12,14 @@
 //! | state | meaning | who leaves it |
 //! |---|---|---|
 //! | `NEVER` | never touched: a fault maps zeros | handler → `RESIDENT` |
-//! | `RESIDENT` | mapped in the tenant's region, on its LRU list | reclaimer → `OUTGOING` |
-//! | `OUTGOING` | being moved out and stored | reclaimer → `SWAPPED` (or back to `RESIDENT`) |
+//! | `RESIDENT` | mapped in the tenant's region, on its LRU list | an evictor → `OUTGOING` |
+//! | `OUTGOING` | being moved out and stored | that evictor → `SWAPPED` (or back to `RESIDENT`) |
 //! | `SWAPPED` | held by zswap or the swap file under a slot | handler → `RESIDENT` |
 //!
-//! The word also carries the slot's offset and the time the page went out
-//! (for the refault measure).
+//! An evictor is the reclaimer thread's, or the handler's own when it
+//! reclaims directly (`reclaim.rs`); a page is isolated from its list by one
+//! of them only. The word also carries the slot's offset and the time the
+//! page went out (for the refault measure).
 //!
 //! # Why no write is lost
 //!
@@ -46,7 +48,11 @@
 //! signal) is marked active, and the reclaimer gives an active page one
 //! rotation (second chance) before it may take it. How well this works is
 //! measured, not assumed: the report gives, per tenant, the share of pages
-//! swapped out that faulted back within a second.
+//! swapped out that faulted back within a second, and for the key-value
+//! table the fewest faults an oracle keeping the most used pages could have
+//! had. On that table the order by fault time does poorly (BENCHMARKS.md:
+//! 21.5% of lookups fault against the oracle's 12.9%), as it must where
+//! every page holds some hot records and nothing says which page was read.
 
 mod handler;
 mod reclaim;

@@ -27,8 +27,8 @@
 //! limit within the slack. [`Evictor`] is the part both use, each with its
 //! own staging pages.
 
-use std::sync::atomic::Ordering;
 use std::io;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -116,7 +116,10 @@ impl Evictor {
         let stage = self.staging.page_addr(k);
         // OUTGOING before the move: a fault after the move finds it so.
         t.state[i].store(OUTGOING, Ordering::Release);
-        if let Err(e) = pager.uffd.move_page(stage, page_addr, PAGE_SIZE as u64, false) {
+        if let Err(e) = pager
+            .uffd
+            .move_page(stage, page_addr, PAGE_SIZE as u64, false)
+        {
             // Not moved (pinned, or not there): it stays resident.
             t.state[i].store(RESIDENT, Ordering::Release);
             let _ = pager.lru.putback(item, NodeId::ZERO, t.group);
@@ -142,7 +145,9 @@ impl Evictor {
             }
             Err(_) => {
                 // Refused: back where it was, woken if a thread waits.
-                let back = pager.uffd.move_page(page_addr, stage, PAGE_SIZE as u64, true);
+                let back = pager
+                    .uffd
+                    .move_page(page_addr, stage, PAGE_SIZE as u64, true);
                 t.state[i].store(RESIDENT, Ordering::Release);
                 let _ = pager.lru.putback(item, NodeId::ZERO, t.group);
                 t.counts.moved_back.fetch_add(1, Ordering::Relaxed);
@@ -164,7 +169,10 @@ pub struct Reclaimer {
 
 impl Reclaimer {
     /// A reclaimer for `pager` that runs until `stop` is set.
-    pub fn new(pager: Arc<Pager>, stop: Arc<std::sync::atomic::AtomicBool>) -> io::Result<Reclaimer> {
+    pub fn new(
+        pager: Arc<Pager>,
+        stop: Arc<std::sync::atomic::AtomicBool>,
+    ) -> io::Result<Reclaimer> {
         let evictor = Evictor::new(&pager)?;
         Ok(Reclaimer {
             pager,
