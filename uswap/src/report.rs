@@ -274,47 +274,71 @@ fn mib(b: i64) -> f64 {
 /// The report as a table.
 pub fn table(r: &Report) -> String {
     let mut s = String::new();
+    let l = |l: &Latency| {
+        if l.count == 0 {
+            "-".to_string()
+        } else {
+            format!("{:.1}/{:.1}/{:.1}", l.p50, l.p99, l.p999)
+        }
+    };
     let _ = writeln!(
         s,
-        "{:<8} {:<6} {:>10} {:>8} {:>8} {:>22} {:>22} {:>20} {:>8} {:>8} {:>8} {:>7} {:>6}",
+        "{:<8} {:<6} {:>10} {:>8} {:>10} {:>8} {:>9} {:>22} {:>22} {:>6}",
         "tenant",
         "work",
         "ops/s",
         "vs full",
+        "accesses",
         "faults",
+        "fault/op",
         "zswap p50/p99/p99.9 µs",
         "disk p50/p99/p99.9 µs",
-        "resident/zswap/disk",
-        "zswpout",
-        "zswpin",
-        "zswpwb",
-        "refault",
         "errors"
     );
     for t in &r.tenants {
-        let l = |l: &Latency| {
-            if l.count == 0 {
-                "-".to_string()
-            } else {
-                format!("{:.1}/{:.1}/{:.1}", l.p50, l.p99, l.p999)
-            }
-        };
         let _ = writeln!(
             s,
-            "{:<8} {:<6} {:>10.0} {:>8} {:>8} {:>22} {:>22} {:>20} {:>8} {:>8} {:>8} {:>6.1}% {:>6}",
+            "{:<8} {:<6} {:>10.0} {:>8} {:>10} {:>8} {:>9.3} {:>22} {:>22} {:>6}",
             t.name,
             format!("{:?}", t.workload).to_lowercase(),
             t.ops_per_s,
-            t.throughput_vs_resident.map_or("-".into(), |x| format!("{x:.2}x")),
+            t.throughput_vs_resident
+                .map_or("-".into(), |x| format!("{x:.2}x")),
+            t.accesses,
             t.faults,
+            t.faults_per_op,
             l(&t.latency_us.zswap),
             l(&t.latency_us.device),
-            format!("{}/{}/{}", t.pages_resident, t.pages_in_zswap, t.pages_on_disk),
+            t.content_errors,
+        );
+    }
+    let _ = writeln!(
+        s,
+        "{:<8} {:>20} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "tenant",
+        "resident/zswap/disk",
+        "saved MiB",
+        "zswpout",
+        "zswpin",
+        "zswpwb",
+        "foreign",
+        "refault"
+    );
+    for t in &r.tenants {
+        let _ = writeln!(
+            s,
+            "{:<8} {:>20} {:>9.1} {:>8} {:>8} {:>8} {:>8} {:>7.1}%",
+            t.name,
+            format!(
+                "{}/{}/{}",
+                t.pages_resident, t.pages_in_zswap, t.pages_on_disk
+            ),
+            mib(t.bytes_saved),
             t.zswpout,
             t.zswpin,
             t.zswpwb,
+            t.zswpwb_foreign,
             100.0 * t.refault_1s_share,
-            t.content_errors,
         );
     }
     let m = &r.memory;

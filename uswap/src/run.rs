@@ -12,6 +12,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -208,19 +209,17 @@ pub fn run(cfg: &RunConfig, stop: &Arc<AtomicBool>) -> Result<RunResult> {
             .context("registering the regions")?,
     );
 
-    let handler = Handler::new(Arc::clone(&pager), cfg.handler_spin)?;
-    let stop_handler = handler.stopper();
-    let handler = std::thread::Builder::new()
-        .name("uswap-faults".into())
-        .spawn(move || handler.run())?;
-    let stop_reclaim = Arc::new(AtomicBool::new(false));
-    let reclaimer = Reclaimer::new(Arc::clone(&pager), Arc::clone(&stop_reclaim))?;
-    let reclaimer = std::thread::Builder::new()
-        .name("uswap-reclaim".into())
-        .spawn(move || reclaimer.run())?;
+    // Declared before the workers so that, on every path out of here, the
+    // workers are stopped and joined first (one may wait on a fault) and
+    // the pager's threads after them.
+    let mut threads = PagerThreads::start(&pager, cfg.handler_spin)?;
+    let run_stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Workers {
+        stop: Arc::clone(&run_stop),
+        handles: Vec::new(),
+    };
 
     let start = Instant::now();
-    let mut workers = Vec::new();
     for (i, spec) in cfg.tenants.iter().enumerate() {
         let t = &pager.tenants[i];
         let ctx = Ctx::new(t.region.base(), spec.pages, Arc::clone(&t.probe));
@@ -230,10 +229,10 @@ pub fn run(cfg: &RunConfig, stop: &Arc<AtomicBool>) -> Result<RunResult> {
             cfg.seed ^ i as u64,
             spec.write_percent,
         );
-        let stop = Arc::clone(stop);
+        let stop = Arc::clone(&run_stop);
         let duration = cfg.duration;
         let limit = t.limit.load(Ordering::Relaxed);
-        workers.push(
+        workers.handles.push(
             std::thread::Builder::new()
                 .name(format!("uswap-{}", spec.name))
                 .spawn(move || ctx.run(&mut *w, &stop, duration, limit))?,
@@ -241,11 +240,14 @@ pub fn run(cfg: &RunConfig, stop: &Arc<AtomicBool>) -> Result<RunResult> {
     }
 
     let mut series = Vec::new();
-    while !workers.iter().all(|w| w.is_finished()) {
+    while !workers.handles.iter().all(|w| w.is_finished()) {
         std::thread::sleep(Duration::from_millis(100));
+        if stop.load(Ordering::Relaxed) {
+            run_stop.store(true, Ordering::Relaxed);
+        }
         series.push(sample(&pager, &groups, start));
     }
-    let measured: Vec<Measured> = workers
+    let measured: Vec<Measured> = std::mem::take(&mut workers.handles)
         .into_iter()
         .map(|w| {
             w.join()
@@ -283,16 +285,8 @@ pub fn run(cfg: &RunConfig, stop: &Arc<AtomicBool>) -> Result<RunResult> {
     }
     let zstats = zswap.stats();
 
-    stop_reclaim.store(true, Ordering::Release);
-    reclaimer.thread().unpark();
-    reclaimer
-        .join()
-        .map_err(|_| anyhow::anyhow!("the reclaimer panicked"))?;
-    stop_handler();
-    handler
-        .join()
-        .map_err(|_| anyhow::anyhow!("the fault handler panicked"))?;
-    pager.unregister();
+    threads.stop()?;
+    drop(threads);
     pager.release_slots();
     drop(pager);
     drop(zswap);
@@ -302,6 +296,81 @@ pub fn run(cfg: &RunConfig, stop: &Arc<AtomicBool>) -> Result<RunResult> {
         zswap: zstats,
         series,
     })
+}
+
+/// The fault handler and the reclaimer. [`PagerThreads::stop`] stops and
+/// joins both; dropping does the same (an early return mid-run), then
+/// unregisters the regions.
+struct PagerThreads {
+    pager: Arc<Pager>,
+    stop_reclaim: Arc<AtomicBool>,
+    reclaimer: Option<JoinHandle<()>>,
+    stop_handler: Box<dyn Fn() + Send>,
+    handler: Option<JoinHandle<()>>,
+}
+
+impl PagerThreads {
+    fn start(pager: &Arc<Pager>, spin: Duration) -> Result<PagerThreads> {
+        let handler = Handler::new(Arc::clone(pager), spin)?;
+        let stop_reclaim = Arc::new(AtomicBool::new(false));
+        let reclaimer = Reclaimer::new(Arc::clone(pager), Arc::clone(&stop_reclaim))?;
+        let mut threads = PagerThreads {
+            pager: Arc::clone(pager),
+            stop_reclaim,
+            reclaimer: None,
+            stop_handler: Box::new(handler.stopper()),
+            handler: None,
+        };
+        threads.handler = Some(
+            std::thread::Builder::new()
+                .name("uswap-faults".into())
+                .spawn(move || handler.run())?,
+        );
+        threads.reclaimer = Some(
+            std::thread::Builder::new()
+                .name("uswap-reclaim".into())
+                .spawn(move || reclaimer.run())?,
+        );
+        Ok(threads)
+    }
+
+    /// Stops the reclaimer, then the handler, and joins both.
+    fn stop(&mut self) -> Result<()> {
+        self.stop_reclaim.store(true, Ordering::Release);
+        let mut panicked = false;
+        if let Some(r) = self.reclaimer.take() {
+            r.thread().unpark();
+            panicked |= r.join().is_err();
+        }
+        if let Some(h) = self.handler.take() {
+            (self.stop_handler)();
+            panicked |= h.join().is_err();
+        }
+        anyhow::ensure!(!panicked, "a pager thread panicked");
+        Ok(())
+    }
+}
+
+impl Drop for PagerThreads {
+    fn drop(&mut self) {
+        let _ = self.stop();
+        self.pager.unregister();
+    }
+}
+
+/// The workload threads; stopped and joined when dropped.
+struct Workers {
+    stop: Arc<AtomicBool>,
+    handles: Vec<JoinHandle<Measured>>,
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
 }
 
 fn sample(pager: &Pager, groups: &Groups, start: Instant) -> Sample {

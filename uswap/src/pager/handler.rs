@@ -34,8 +34,9 @@ use crate::uffd::{Msg, EVENT_PAGEFAULT, PAGEFAULT_FLAG_WRITE};
 /// The handler thread's state: its buffers and its stop signal.
 pub struct Handler {
     pager: Arc<Pager>,
-    /// An eventfd: written to stop the thread out of its `poll`.
-    stop: std::os::fd::OwnedFd,
+    /// An eventfd: written to stop the thread out of its `poll` (shared
+    /// with the stoppers, so none writes to a closed descriptor).
+    stop: Arc<std::os::fd::OwnedFd>,
     page: Box<[u8]>,
     zeros: Box<[u8]>,
     /// Spin this long on an empty queue before sleeping in `poll`.
@@ -58,7 +59,7 @@ impl Handler {
             evictor,
             pager,
             // SAFETY: a fresh descriptor nothing else owns.
-            stop: unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) },
+            stop: Arc::new(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }),
             page: vec![0u8; PAGE_SIZE].into_boxed_slice(),
             zeros: vec![0u8; PAGE_SIZE].into_boxed_slice(),
             spin,
@@ -68,13 +69,12 @@ impl Handler {
     /// A function that stops the thread running [`Handler::run`].
     pub fn stopper(&self) -> impl Fn() + Send + 'static {
         use std::os::fd::AsRawFd;
-        let fd = self.stop.as_raw_fd();
-        // The descriptor lives in the handler until its thread is joined,
-        // which happens after the stopper is called.
+        let fd = Arc::clone(&self.stop);
         move || {
             let one: u64 = 1;
-            // SAFETY: writes 8 bytes to an eventfd, as eventfd expects.
-            unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+            // SAFETY: writes 8 bytes to an eventfd the closure keeps open,
+            // as eventfd expects.
+            unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
         }
     }
 
