@@ -33,9 +33,12 @@ fn wait(mut child: Child, limit: Duration) -> Output {
     child.wait_with_output().expect("output")
 }
 
-fn run(args: &[&str]) -> Option<Output> {
+/// Runs uswap with the words of `line` and then `extra`; None (after
+/// saying why) where userfaultfd is refused and not required.
+fn run(line: &str, extra: &[&str]) -> Option<Output> {
     let child = uswap()
-        .args(args)
+        .args(line.split(' '))
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -81,24 +84,15 @@ fn u(v: &Value, key: &str) -> u64 {
 fn two_tenants_swap_through_zswap_and_the_swap_file() {
     let path = temp("two.json");
     let svg = temp("two.svg");
-    let Some(out) = run(&[
-        "--tenants",
-        "kv,shift",
-        "--mib",
-        "4",
-        "--seconds",
-        "1.5",
-        "--resident",
-        "50",
-        "--zswap-max",
-        "10",
-        "--pool",
-        "5",
-        "--json",
-        path.to_str().unwrap(),
-        "--svg",
-        svg.to_str().unwrap(),
-    ]) else {
+    let Some(out) = run(
+        "--tenants kv,shift --mib 4 --seconds 1.5 --resident 50 --zswap-max 10 --pool 5",
+        &[
+            "--json",
+            path.to_str().unwrap(),
+            "--svg",
+            svg.to_str().unwrap(),
+        ],
+    ) else {
         return;
     };
     assert!(out.status.success(), "{}", text(&out));
@@ -189,21 +183,10 @@ fn two_tenants_swap_through_zswap_and_the_swap_file() {
 #[test]
 fn a_continuous_writer_loses_nothing() {
     let path = temp("writer.json");
-    let Some(out) = run(&[
-        "--tenants",
-        "kv,shift",
-        "--mib",
-        "4",
-        "--seconds",
-        "2",
-        "--resident",
-        "40",
-        "--write-percent",
-        "100",
-        "--no-baseline",
-        "--json",
-        path.to_str().unwrap(),
-    ]) else {
+    let Some(out) = run(
+        "--tenants kv,shift --mib 4 --seconds 2 --resident 40 --write-percent 100 --no-baseline",
+        &["--json", path.to_str().unwrap()],
+    ) else {
         return;
     };
     assert!(out.status.success(), "{}", text(&out));
@@ -224,21 +207,10 @@ fn a_continuous_writer_loses_nothing() {
 #[test]
 fn a_swap_file_read_error_stops_the_tenant_not_the_process() {
     let path = temp("fail.json");
-    let Some(out) = run(&[
-        "--tenants",
-        "scan",
-        "--mib",
-        "2",
-        "--seconds",
-        "2",
-        "--zswap-max",
-        "1",
-        "--no-baseline",
-        "--fail-reads-after",
-        "5",
-        "--json",
-        path.to_str().unwrap(),
-    ]) else {
+    let Some(out) = run(
+        "--tenants scan --mib 2 --seconds 2 --zswap-max 1 --no-baseline --fail-reads-after 5",
+        &["--json", path.to_str().unwrap()],
+    ) else {
         return;
     };
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
@@ -265,29 +237,11 @@ fn a_swap_file_read_error_stops_the_tenant_not_the_process() {
 /// Ctrl-C ends the run early, joins every thread and still reports.
 #[test]
 fn sigint_ends_the_run_cleanly() {
-    if run(&[
-        "--tenants",
-        "kv",
-        "--mib",
-        "1",
-        "--seconds",
-        "0.2",
-        "--no-baseline",
-    ])
-    .is_none()
-    {
+    if run("--tenants kv --mib 1 --seconds 0.2 --no-baseline", &[]).is_none() {
         return;
     }
     let child = uswap()
-        .args([
-            "--tenants",
-            "kv,scan",
-            "--mib",
-            "4",
-            "--seconds",
-            "60",
-            "--no-baseline",
-        ])
+        .args("--tenants kv,scan --mib 4 --seconds 60 --no-baseline".split(' '))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
