@@ -42,8 +42,8 @@ mod imp {
     pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
 
     impl<T> Mutex<T> {
-        /// A new unlocked mutex holding `value`.
-        pub(crate) fn new(value: T) -> Self {
+        /// A new unlocked mutex holding `value` (`const`: statics use it).
+        pub(crate) const fn new(value: T) -> Self {
             Mutex(parking_lot::Mutex::new(value))
         }
 

@@ -4,6 +4,8 @@
 
 mod class;
 mod codec;
+#[cfg(not(loom))]
+pub(crate) mod heap;
 mod pool;
 mod span;
 

@@ -2,8 +2,9 @@
 //! class (zsmalloc's zspage), and the size-class table that decides how
 //! slots pack.
 //!
-//! A span owns its memory (page-aligned, from the global allocator) and a
-//! 32-byte record; it keeps no per-slot metadata at all. Slots never used
+//! A span owns its memory (a block of the span heap, `heap.rs`; from the
+//! global allocator where that does not serve its size) and a 32-byte
+//! record; it keeps no per-slot metadata at all. Slots never used
 //! are handed out in order (`fresh`); a freed slot's first two bytes hold
 //! the next free slot, so the free list lives in memory nobody else uses,
 //! as zsmalloc's `link_free` does. Compaction finds a span's objects from
@@ -31,7 +32,8 @@ use crate::sync::AccessToken;
 /// End of a span's free list.
 const NO_SLOT: u16 = u16::MAX;
 
-/// Memory held from the system for one span: page-aligned, `bytes` long.
+/// Memory held from the system for one span, `bytes` long: a block of the
+/// span heap (`heap.rs`), or from the global allocator.
 pub(super) struct SpanMem {
     ptr: NonNull<u8>,
     bytes: u32,
@@ -50,17 +52,18 @@ unsafe impl Send for SpanMem {}
 // touch the bytes a read without the class lock is reading (module docs).
 unsafe impl Sync for SpanMem {}
 
-/// The alignment spans are allocated with: the objects' own
-/// ([`ALIGN`](super::ALIGN), 16 bytes, which is also what 64-bit glibc's
-/// `malloc` returns), not a page. Nothing reads a span through a typed
-/// pointer or maps it, and a page-aligned request is the allocator's worst
-/// case: glibc serves it by `memalign`, which splits off and strands the
-/// leading fragment. Measured with `uswap` (32 MiB tenants, half resident,
-/// glibc 2.36): the arenas holding the pool grew 1.32x the pool's own
-/// footprint with page-aligned spans and 1.0x-1.1x with this, and the
-/// process saved 0.71x instead of 0.92x of what the compression ratio
-/// predicted.
+/// The alignment of spans the global allocator serves (sizes the span
+/// heap does not, and everything under loom): the objects' own
+/// ([`ALIGN`](super::ALIGN), 16 bytes, what 64-bit glibc's `malloc`
+/// returns anyway), not a page: glibc serves a page-aligned request by
+/// `memalign`, which strands the leading fragment (the pool's arenas held
+/// 1.3× its footprint that way in `uswap`'s mixed run, BENCHMARKS.md).
 pub(super) const SPAN_ALIGN: usize = super::ALIGN;
+
+/// `align_shift` of memory from the span heap (`heap.rs`), which spans of
+/// whole 4 KiB pages come from: no alignment shift is that large.
+#[cfg(not(loom))]
+const FROM_HEAP: u8 = u8::MAX;
 
 impl SpanMem {
     /// `bytes` of uninitialized, `align`-aligned memory; `None` if the
@@ -73,12 +76,21 @@ impl SpanMem {
         if layout.size() == 0 {
             return None;
         }
-        let bytes = u32::try_from(bytes).ok()?;
+        let size = u32::try_from(bytes).ok()?;
+        #[cfg(not(loom))]
+        if let Some(ptr) = super::heap::alloc(bytes) {
+            return Some(SpanMem {
+                ptr,
+                bytes: size,
+                align_shift: FROM_HEAP,
+                token: AccessToken::new(),
+            });
+        }
         // SAFETY: the layout has a non-zero size.
         let ptr = NonNull::new(unsafe { alloc::alloc(layout) })?;
         Some(SpanMem {
             ptr,
-            bytes,
+            bytes: size,
             align_shift: align.trailing_zeros() as u8,
             token: AccessToken::new(),
         })
@@ -173,6 +185,13 @@ impl Drop for SpanMem {
     fn drop(&mut self) {
         // Under loom: nobody may be reading the bytes as they go.
         self.token.write_now();
+        #[cfg(not(loom))]
+        if self.align_shift == FROM_HEAP {
+            // SAFETY: a block `heap::alloc` gave for this size, freed once;
+            // the span is gone, so nobody uses it.
+            unsafe { super::heap::free(self.ptr, self.bytes as usize) };
+            return;
+        }
         // SAFETY: allocated in `alloc` with this very layout (rebuilt from
         // the same size and alignment), freed once.
         unsafe { alloc::dealloc(self.ptr.as_ptr(), self.layout()) }

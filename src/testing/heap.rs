@@ -29,7 +29,12 @@ unsafe impl GlobalAlloc for CountingAlloc {
 }
 
 /// Heap bytes the process owns now (meaningful only where
-/// [`CountingAlloc`] is the global allocator).
+/// [`CountingAlloc`] is the global allocator): the global allocator's, and
+/// the span blocks the pools hold from their own heap.
 pub fn heap_bytes() -> i64 {
-    LIVE.load(Ordering::Relaxed)
+    #[cfg(not(loom))]
+    let spans = crate::store::heap::live_bytes() as i64;
+    #[cfg(loom)]
+    let spans = 0;
+    LIVE.load(Ordering::Relaxed) + spans
 }
