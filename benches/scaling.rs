@@ -4,7 +4,11 @@
 //! and a mix (half stores, half loads, and the thread's own group written
 //! back with the pressure shrinker's scan) on real pages. Prints
 //! throughput and the speed-up over one thread per N; the target is
-//! ≥ 0.9 × N for store-only and load-only. The mix writes to one swap file,
+//! ≥ 0.9 × N for store-only and load-only. Beside them, the raw
+//! decompress of the same pages on N threads, no zswap involved: what the
+//! machine itself gives N threads of a load's main work (shared caches,
+//! memory bandwidth, a hypervisor's placement), so a load's speed-up can
+//! be read against it. The mix writes to one swap file,
 //! which the file system may serialize: it is reported, not held to a
 //! target.
 //!
@@ -28,6 +32,10 @@ enum Mode {
     Store,
     Load,
     Mix,
+    /// The baseline of the load: each thread decompresses its own
+    /// compressed copies of the same pages, with no zswap at all — what
+    /// the machine itself gives N threads of that work.
+    Raw,
 }
 
 fn thread_counts(max: usize) -> Vec<usize> {
@@ -71,10 +79,28 @@ fn run(mode: Mode, n: usize, pages: &[Vec<u8>]) -> Duration {
     } else {
         vec![Vec::new(); n]
     };
+    // The raw baseline's input: each thread's pages, compressed beforehand.
+    let codec = z.compressor();
+    let raw: Vec<Vec<Vec<u8>>> = if mode == Mode::Raw {
+        (0..n)
+            .map(|t| {
+                (0..OPS)
+                    .map(|i| {
+                        let mut out = vec![0u8; PAGE_SIZE];
+                        let len = codec.compress(page(t, i), &mut out).unwrap_or(0);
+                        out.truncate(len);
+                        out
+                    })
+                    .collect()
+            })
+            .collect()
+    } else {
+        vec![Vec::new(); n]
+    };
     let barrier = Barrier::new(n + 1);
     let mut wall = Duration::ZERO;
     std::thread::scope(|s| {
-        for (t, mine) in stored.into_iter().enumerate() {
+        for ((t, mine), packed) in stored.into_iter().enumerate().zip(raw) {
             let (z, barrier, g) = (&z, &barrier, ids[t]);
             s.spawn(move || {
                 let mut back = vec![0u8; PAGE_SIZE];
@@ -88,6 +114,16 @@ fn run(mode: Mode, n: usize, pages: &[Vec<u8>]) -> Duration {
                     Mode::Load => {
                         for slot in mine {
                             z.swap_in(slot, &mut back).unwrap();
+                        }
+                    }
+                    Mode::Raw => {
+                        for c in &packed {
+                            // An incompressible page (len 0) is a copy.
+                            if c.is_empty() {
+                                back.copy_from_slice(page(t, 0));
+                            } else {
+                                codec.decompress(c, &mut back).unwrap();
+                            }
                         }
                     }
                     Mode::Mix => {
@@ -130,13 +166,20 @@ fn main() {
         pages.len()
     );
     println!(
-        "{:>4} | {:>22} | {:>22} | {:>22}",
-        "N", "store (pages/s, ×1)", "load (pages/s, ×1)", "mix + writeback (×1)"
+        "{:>4} | {:>22} | {:>22} | {:>22} | {:>22}",
+        "N",
+        "store (pages/s, ×1)",
+        "load (pages/s, ×1)",
+        "mix + writeback (×1)",
+        "raw decompress (×1)"
     );
-    let mut base = [0.0f64; 3];
+    let mut base = [0.0f64; 4];
     for n in thread_counts(cores) {
         let mut cells = Vec::new();
-        for (k, mode) in [Mode::Store, Mode::Load, Mode::Mix].into_iter().enumerate() {
+        for (k, mode) in [Mode::Store, Mode::Load, Mode::Mix, Mode::Raw]
+            .into_iter()
+            .enumerate()
+        {
             let wall = median((0..ROUNDS).map(|_| run(mode, n, &pages)).collect());
             let rate = (n * OPS) as f64 / wall.as_secs_f64();
             if n == 1 {
@@ -144,6 +187,9 @@ fn main() {
             }
             cells.push(format!("{:>12.0} {:>7.2}x", rate, rate / base[k]));
         }
-        println!("{n:>4} | {} | {} | {}", cells[0], cells[1], cells[2]);
+        println!(
+            "{n:>4} | {} | {} | {} | {}",
+            cells[0], cells[1], cells[2], cells[3]
+        );
     }
 }
