@@ -117,10 +117,10 @@ fn run(mode: Mode, n: usize, pages: &[Vec<u8>]) -> Duration {
                         }
                     }
                     Mode::Raw => {
-                        for c in &packed {
+                        for (i, c) in packed.iter().enumerate() {
                             // An incompressible page (len 0) is a copy.
                             if c.is_empty() {
-                                back.copy_from_slice(page(t, 0));
+                                back.copy_from_slice(page(t, i));
                             } else {
                                 codec.decompress(c, &mut back).unwrap();
                             }

@@ -52,22 +52,16 @@ fn serve(uffd: &Uffd, done: &AtomicBool, spin: Duration) -> std::io::Result<()> 
     while !done.load(Ordering::Acquire) {
         let n = uffd.read(&mut msgs)?;
         if n == 0 {
+            // Spin as the handler does, then sleep (10 ms at a time, to
+            // notice the end).
+            if uffd.spin_for_message(spin, || done.load(Ordering::Acquire)) {
+                continue;
+            }
             let mut fds = [libc::pollfd {
                 fd: uffd.raw(),
                 events: libc::POLLIN,
                 revents: 0,
             }];
-            // Spin as the handler does, then sleep (10 ms at a time, to
-            // notice the end).
-            let start = Instant::now();
-            while start.elapsed() < spin && !done.load(Ordering::Acquire) {
-                // SAFETY: one valid pollfd entry; a zero timeout never
-                // blocks.
-                if unsafe { libc::poll(fds.as_mut_ptr(), 1, 0) } != 0 {
-                    break;
-                }
-                std::hint::spin_loop();
-            }
             // SAFETY: one valid pollfd entry.
             unsafe { libc::poll(fds.as_mut_ptr(), 1, 10) };
             continue;

@@ -9,8 +9,9 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use zswap::PAGE_SIZE;
 
+use crate::pager::PagerCounts;
 use crate::pager::Source;
-use crate::run::{PagerCounts, RunConfig, RunResult, Sample, TenantRun};
+use crate::run::{RunConfig, RunResult, Sample, TenantRun};
 use crate::workload::Kind;
 
 /// Fault service times of one source, in µs.

@@ -21,7 +21,7 @@ use zswap::{
     Topology, Zswap, ZswapConfig, ZswapStats, PAGE_SIZE,
 };
 
-use crate::pager::{Handler, Pager, Reclaimer, Tenant};
+use crate::pager::{Handler, Pager, PagerCounts, Reclaimer, Tenant};
 use crate::region::{rss_bytes, Region};
 use crate::uffd::Uffd;
 use crate::workload::{self, Ctx, Kind, Measured};
@@ -94,33 +94,6 @@ pub struct TenantRun {
     pub swapped: u64,
     /// Why the pager stopped serving it.
     pub error: Option<String>,
-}
-
-/// The pager's counters for a tenant, read at the end.
-#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
-pub struct PagerCounts {
-    /// Faults on never-touched pages.
-    pub zero_fills: u64,
-    /// Faults served from zswap.
-    pub zswap_ins: u64,
-    /// Faults served from the swap file.
-    pub device_ins: u64,
-    /// Pages moved out and stored.
-    pub swap_outs: u64,
-    /// Swap-ins within a second of the page's swap-out.
-    pub refaults_1s: u64,
-    /// Active pages given a second chance.
-    pub rotations: u64,
-    /// Pages moved back after a refused store.
-    pub moved_back: u64,
-    /// Faults that found their page on its way out.
-    pub raced_outgoing: u64,
-    /// Pages the kernel would not move (`EBUSY`).
-    pub move_busy: u64,
-    /// Pages the handler took out itself (direct reclaim).
-    pub direct_reclaim: u64,
-    /// Nanoseconds the handler spent serving zswap faults.
-    pub handler_zswap_ns: u64,
 }
 
 /// What a run measured.
@@ -258,25 +231,11 @@ pub fn run(cfg: &RunConfig, stop: &Arc<AtomicBool>) -> Result<RunResult> {
 
     let mut out = Vec::new();
     for ((spec, m), t) in cfg.tenants.iter().zip(measured).zip(&pager.tenants) {
-        let c = &t.counts;
-        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
         out.push(TenantRun {
             spec: spec.clone(),
             limit: t.limit.load(Ordering::Relaxed),
             measured: m,
-            counts: PagerCounts {
-                zero_fills: r(&c.zero_fills),
-                zswap_ins: r(&c.zswap_ins),
-                device_ins: r(&c.device_ins),
-                swap_outs: r(&c.swap_outs),
-                refaults_1s: r(&c.refaults_1s),
-                rotations: r(&c.rotations),
-                moved_back: r(&c.moved_back),
-                raced_outgoing: r(&c.raced_outgoing),
-                move_busy: r(&c.move_busy),
-                direct_reclaim: r(&c.direct_reclaim),
-                handler_zswap_ns: r(&c.handler_zswap_ns),
-            },
+            counts: t.counts.snapshot(),
             group: groups.stats(t.group)?,
             resident: t.region.resident()?,
             swapped: pager.swapped(t) as u64,

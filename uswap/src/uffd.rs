@@ -244,6 +244,28 @@ impl Uffd {
         Ok(n as usize / std::mem::size_of::<Msg>())
     }
 
+    /// Polls for a pending message without sleeping, for up to `spin` or
+    /// until `give_up()` says so: true if one is pending. (The fault
+    /// handler and the floor's handler both wait this way before they
+    /// sleep.)
+    pub fn spin_for_message(&self, spin: std::time::Duration, give_up: impl Fn() -> bool) -> bool {
+        let start = std::time::Instant::now();
+        let mut fds = [libc::pollfd {
+            fd: self.raw(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        while start.elapsed() < spin && !give_up() {
+            // SAFETY: one valid pollfd entry; a zero timeout never blocks.
+            if unsafe { libc::poll(fds.as_mut_ptr(), 1, 0) } > 0 {
+                return true;
+            }
+            fds[0].revents = 0;
+            std::hint::spin_loop();
+        }
+        false
+    }
+
     /// Installs a copy of the page at `src` at `dst` (`UFFDIO_COPY`) and
     /// wakes the threads waiting on it. `EEXIST` if a page is there.
     ///

@@ -96,7 +96,7 @@ impl Handler {
         loop {
             let n = self.pager.uffd.read(msgs)?;
             if n == 0 {
-                if !self.spin.is_zero() && self.spin_for_message() {
+                if self.pager.uffd.spin_for_message(self.spin, || false) {
                     continue;
                 }
                 let mut fds = [
@@ -130,26 +130,6 @@ impl Handler {
                 }
             }
         }
-    }
-
-    /// Polls the queue without sleeping for up to `spin`: true if a
-    /// message arrived.
-    fn spin_for_message(&self) -> bool {
-        let start = std::time::Instant::now();
-        let mut fds = [libc::pollfd {
-            fd: self.pager.uffd.raw(),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
-        while start.elapsed() < self.spin {
-            // SAFETY: one valid pollfd entry; a zero timeout never blocks.
-            if unsafe { libc::poll(fds.as_mut_ptr(), 1, 0) } > 0 {
-                return true;
-            }
-            fds[0].revents = 0;
-            std::hint::spin_loop();
-        }
-        false
     }
 
     fn fault(&mut self, addr: u64, write: bool) {

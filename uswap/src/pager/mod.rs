@@ -179,6 +179,53 @@ pub struct Counts {
     pub handler_zswap_ns: AtomicU64,
 }
 
+/// [`Counts`] read at one moment.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct PagerCounts {
+    /// Faults on never-touched pages.
+    pub zero_fills: u64,
+    /// Faults served from zswap.
+    pub zswap_ins: u64,
+    /// Faults served from the swap file.
+    pub device_ins: u64,
+    /// Pages moved out and stored.
+    pub swap_outs: u64,
+    /// Swap-ins within a second of the page's swap-out.
+    pub refaults_1s: u64,
+    /// Active pages given a second chance.
+    pub rotations: u64,
+    /// Pages moved back after a refused store.
+    pub moved_back: u64,
+    /// Faults that found their page on its way out.
+    pub raced_outgoing: u64,
+    /// Pages the kernel would not move (`EBUSY`).
+    pub move_busy: u64,
+    /// Pages the handler took out itself (direct reclaim).
+    pub direct_reclaim: u64,
+    /// Nanoseconds the handler spent serving zswap faults.
+    pub handler_zswap_ns: u64,
+}
+
+impl Counts {
+    /// The counters' values now.
+    pub fn snapshot(&self) -> PagerCounts {
+        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        PagerCounts {
+            zero_fills: r(&self.zero_fills),
+            zswap_ins: r(&self.zswap_ins),
+            device_ins: r(&self.device_ins),
+            swap_outs: r(&self.swap_outs),
+            refaults_1s: r(&self.refaults_1s),
+            rotations: r(&self.rotations),
+            moved_back: r(&self.moved_back),
+            raced_outgoing: r(&self.raced_outgoing),
+            move_busy: r(&self.move_busy),
+            direct_reclaim: r(&self.direct_reclaim),
+            handler_zswap_ns: r(&self.handler_zswap_ns),
+        }
+    }
+}
+
 /// A tenant as the pager sees it.
 #[derive(Debug)]
 pub struct Tenant {

@@ -90,14 +90,11 @@ impl Evictor {
             }
         });
         let mut out = 0;
-        let taken = std::mem::take(&mut self.taken);
-        for (k, item) in taken.iter().enumerate() {
-            if self.swap_out(pager, t, item, k) {
+        for (k, item) in self.taken.drain(..).enumerate() {
+            if swap_out(&self.staging, pager, t, &item, k) {
                 out += 1;
             }
         }
-        self.taken = taken;
-        self.taken.clear();
         if out > 0 {
             if let Err(e) = self.staging.discard(0, BATCH) {
                 t.fail(format!("dropping the staging pages failed: {e}"));
@@ -105,57 +102,55 @@ impl Evictor {
         }
         out
     }
+}
 
-    /// Moves page `item` of `t` out to staging page `k` and stores it;
-    /// false if it stayed.
-    fn swap_out(&self, pager: &Pager, t: &Tenant, item: &Item<PageRef>, k: usize) -> bool {
-        let i = item.index as usize;
-        let w = t.state[i].load(Ordering::Acquire);
-        debug_assert_eq!(tag(w), RESIDENT, "only resident pages are listed");
-        let page_addr = t.region.page_addr(i);
-        let stage = self.staging.page_addr(k);
-        // OUTGOING before the move: a fault after the move finds it so.
-        t.state[i].store(OUTGOING, Ordering::Release);
-        if let Err(e) = pager
-            .uffd
-            .move_page(stage, page_addr, PAGE_SIZE as u64, false)
-        {
-            // Not moved (pinned, or not there): it stays resident.
+/// Moves page `item` of `t` out to page `k` of `staging` and stores it;
+/// false if it stayed.
+fn swap_out(staging: &Region, pager: &Pager, t: &Tenant, item: &Item<PageRef>, k: usize) -> bool {
+    let i = item.index as usize;
+    let w = t.state[i].load(Ordering::Acquire);
+    debug_assert_eq!(tag(w), RESIDENT, "only resident pages are listed");
+    let page_addr = t.region.page_addr(i);
+    let stage = staging.page_addr(k);
+    // OUTGOING before the move: a fault after the move finds it so.
+    t.state[i].store(OUTGOING, Ordering::Release);
+    if let Err(e) = pager
+        .uffd
+        .move_page(stage, page_addr, PAGE_SIZE as u64, false)
+    {
+        // Not moved (pinned, or not there): it stays resident.
+        t.state[i].store(RESIDENT, Ordering::Release);
+        let _ = pager.lru.putback(item, NodeId::ZERO, t.group);
+        t.counts.move_busy.fetch_add(1, Ordering::Relaxed);
+        if e.raw_os_error() != Some(libc::EBUSY) {
+            t.fail(format!("moving page {i} out failed: {e}"));
+        }
+        return false;
+    }
+    // SAFETY: staging page `k` is mapped (the move put this page
+    // there) and only this evictor touches it until it is dropped or
+    // moved back.
+    let page = unsafe { std::slice::from_raw_parts(staging.base().add(k * PAGE_SIZE), PAGE_SIZE) };
+    match pager.zswap.swap_out(page, t.group) {
+        Ok(slot) => {
+            debug_assert_eq!(slot.area, pager.area);
+            t.state[i].store(swapped(slot.offset, pager.now_ms()), Ordering::Release);
+            t.resident.fetch_sub(1, Ordering::Relaxed);
+            t.counts.swap_outs.fetch_add(1, Ordering::Relaxed);
+            true
+        }
+        Err(_) => {
+            // Refused: back where it was, woken if a thread waits.
+            let back = pager
+                .uffd
+                .move_page(page_addr, stage, PAGE_SIZE as u64, true);
             t.state[i].store(RESIDENT, Ordering::Release);
             let _ = pager.lru.putback(item, NodeId::ZERO, t.group);
-            t.counts.move_busy.fetch_add(1, Ordering::Relaxed);
-            if e.raw_os_error() != Some(libc::EBUSY) {
-                t.fail(format!("moving page {i} out failed: {e}"));
+            t.counts.moved_back.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = back {
+                t.fail(format!("moving page {i} back failed: {e}"));
             }
-            return false;
-        }
-        // SAFETY: staging page `k` is mapped (the move put this page
-        // there) and only this evictor touches it until it is dropped or
-        // moved back.
-        let page = unsafe {
-            std::slice::from_raw_parts(self.staging.base().add(k * PAGE_SIZE), PAGE_SIZE)
-        };
-        match pager.zswap.swap_out(page, t.group) {
-            Ok(slot) => {
-                debug_assert_eq!(slot.area, pager.area);
-                t.state[i].store(swapped(slot.offset, pager.now_ms()), Ordering::Release);
-                t.resident.fetch_sub(1, Ordering::Relaxed);
-                t.counts.swap_outs.fetch_add(1, Ordering::Relaxed);
-                true
-            }
-            Err(_) => {
-                // Refused: back where it was, woken if a thread waits.
-                let back = pager
-                    .uffd
-                    .move_page(page_addr, stage, PAGE_SIZE as u64, true);
-                t.state[i].store(RESIDENT, Ordering::Release);
-                let _ = pager.lru.putback(item, NodeId::ZERO, t.group);
-                t.counts.moved_back.fetch_add(1, Ordering::Relaxed);
-                if let Err(e) = back {
-                    t.fail(format!("moving page {i} back failed: {e}"));
-                }
-                false
-            }
+            false
         }
     }
 }

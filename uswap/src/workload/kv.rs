@@ -13,7 +13,7 @@
 use rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use super::{checksum, fill_text, mix64, read_u64, Ctx, Workload};
+use super::{checksum, fill_text, le_u64, mix64, Ctx, Workload};
 
 const REC: usize = 128;
 const PAYLOAD: usize = 104;
@@ -104,24 +104,15 @@ impl Kv {
     }
 
     fn write(&mut self, ctx: &mut Ctx, slot: usize) {
-        let p = ctx.at(slot * REC);
-        // SAFETY: a whole record inside the region; this thread is its
-        // only writer.
-        unsafe { std::ptr::copy_nonoverlapping(self.rec.as_ptr(), p, REC) };
+        ctx.bytes(slot * REC, REC).copy_from_slice(&self.rec);
     }
 
     fn read(&mut self, ctx: &mut Ctx, slot: usize) -> Result<u64, ()> {
-        let p = ctx.at(slot * REC);
-        // SAFETY: a whole record inside the region.
-        unsafe { std::ptr::copy_nonoverlapping(p, self.rec.as_mut_ptr(), REC) };
-        let c = checksum(&self.rec[..REC - 8], slot as u64);
-        // SAFETY: 8 bytes inside `rec`.
-        let stored = unsafe { read_u64(self.rec.as_ptr().add(REC - 8)) };
-        if c != stored {
+        self.rec.copy_from_slice(ctx.bytes(slot * REC, REC));
+        if checksum(&self.rec[..REC - 8], slot as u64) != le_u64(&self.rec, REC - 8) {
             return Err(());
         }
-        // SAFETY: 8 bytes inside `rec`.
-        Ok(unsafe { read_u64(self.rec.as_ptr()) })
+        Ok(le_u64(&self.rec, 0))
     }
 }
 
@@ -136,8 +127,7 @@ impl Workload for Kv {
             let mut slot = self.home(key);
             loop {
                 ctx.touch(slot * REC);
-                // SAFETY: the key word of a record inside the region.
-                let k = unsafe { read_u64(ctx.at(slot * REC)) };
+                let k = le_u64(ctx.bytes(slot * REC, 8), 0);
                 if k == 0 {
                     break;
                 }
@@ -185,8 +175,7 @@ impl Workload for Kv {
                     return;
                 }
                 Ok(k) if k == key as u64 + 1 => {
-                    // SAFETY: 8 bytes inside `rec`.
-                    let v = unsafe { read_u64(self.rec.as_ptr().add(8)) };
+                    let v = le_u64(&self.rec, 8);
                     if slot != want_slot as usize || v != u64::from(version) {
                         ctx.content_error(|| {
                             format!("kv: key {key} at slot {slot} version {v}, expected slot {want_slot} version {version} (a lost update)")

@@ -132,10 +132,24 @@ impl Ctx {
     }
 
     /// A pointer to byte `off` of the region.
-    pub fn at(&self, off: usize) -> *mut u8 {
-        debug_assert!(off < self.pages * zswap::PAGE_SIZE);
+    fn at(&self, off: usize) -> *mut u8 {
+        assert!(off < self.pages * zswap::PAGE_SIZE, "outside the region");
         // SAFETY: in bounds of the region, as asserted.
         unsafe { self.base.add(off) }
+    }
+
+    /// Bytes `off..off + len` of the region: the one place the workloads
+    /// turn tenant memory into a slice.
+    pub fn bytes(&mut self, off: usize, len: usize) -> &mut [u8] {
+        assert!(
+            off + len <= self.pages * zswap::PAGE_SIZE,
+            "outside the region"
+        );
+        // SAFETY: in bounds (asserted) of the region, which stays mapped
+        // for the run and which only this thread reads or writes (the
+        // pager moves its pages, contents intact); the `&mut self` borrow
+        // keeps two such slices from overlapping.
+        unsafe { std::slice::from_raw_parts_mut(self.base.add(off), len) }
     }
 
     /// Touches the byte at `off` (the first access of a page or record),
@@ -277,24 +291,14 @@ pub fn fill_text(buf: &mut [u8], seed: u64) {
     }
 }
 
-/// Reads 8 bytes at `p` as a little-endian u64.
-///
-/// # Safety
-///
-/// `p` must point to 8 readable bytes.
-pub unsafe fn read_u64(p: *const u8) -> u64 {
-    // SAFETY: the caller's contract.
-    u64::from_le(unsafe { std::ptr::read_unaligned(p.cast::<u64>()) })
+/// The little-endian u64 at byte `off` of `b`.
+pub fn le_u64(b: &[u8], off: usize) -> u64 {
+    u64::from_le_bytes(b[off..off + 8].try_into().expect("8 bytes"))
 }
 
-/// Writes `v` as 8 little-endian bytes at `p`.
-///
-/// # Safety
-///
-/// `p` must point to 8 writable bytes.
-pub unsafe fn write_u64(p: *mut u8, v: u64) {
-    // SAFETY: the caller's contract.
-    unsafe { std::ptr::write_unaligned(p.cast::<u64>(), v.to_le()) }
+/// Writes `v` as the little-endian u64 at byte `off` of `b`.
+pub fn put_u64(b: &mut [u8], off: usize, v: u64) {
+    b[off..off + 8].copy_from_slice(&v.to_le_bytes());
 }
 
 impl Measured {

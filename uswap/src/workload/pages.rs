@@ -9,7 +9,7 @@ use rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use zswap::PAGE_SIZE;
 
-use super::{checksum, fill_text, read_u64, write_u64, Ctx, Workload};
+use super::{checksum, fill_text, le_u64, put_u64, Ctx, Workload};
 
 const HEADER: usize = 24;
 const CHUNK: usize = 256;
@@ -29,20 +29,14 @@ impl Paged {
     }
 
     fn page(ctx: &mut Ctx, i: usize) -> &mut [u8] {
-        // SAFETY: one whole page of the region, which only this thread
-        // reads or writes (the pager moves it, contents intact).
-        unsafe { std::slice::from_raw_parts_mut(ctx.at(i * PAGE_SIZE), PAGE_SIZE) }
+        ctx.bytes(i * PAGE_SIZE, PAGE_SIZE)
     }
 
     fn seal(page: &mut [u8], i: usize, version: u32) {
-        // SAFETY: the header words are inside the page.
-        unsafe {
-            write_u64(page.as_mut_ptr(), i as u64);
-            write_u64(page.as_mut_ptr().add(8), u64::from(version));
-        }
+        put_u64(page, 0, i as u64);
+        put_u64(page, 8, u64::from(version));
         let c = checksum(&page[HEADER..], (i as u64) << 32 ^ u64::from(version));
-        // SAFETY: inside the page.
-        unsafe { write_u64(page.as_mut_ptr().add(16), c) };
+        put_u64(page, 16, c);
     }
 
     fn fill(&mut self, ctx: &mut Ctx) {
@@ -59,18 +53,10 @@ impl Paged {
     fn access(&mut self, ctx: &mut Ctx, i: usize, update: bool) {
         ctx.touch(i * PAGE_SIZE);
         let page = Self::page(ctx, i);
-        // SAFETY: the header words are inside the page.
-        let (idx, v, c) = unsafe {
-            (
-                read_u64(page.as_ptr()),
-                read_u64(page.as_ptr().add(8)),
-                read_u64(page.as_ptr().add(16)),
-            )
-        };
+        let (idx, v, c) = (le_u64(page, 0), le_u64(page, 8), le_u64(page, 16));
         let want = self.versions[i];
-        if idx != i as u64 || v != u64::from(want) || c != checksum(&page[HEADER..], idx << 32 ^ v)
-        {
-            let good = c == checksum(&page[HEADER..], idx << 32 ^ v);
+        let good = c == checksum(&page[HEADER..], idx << 32 ^ v);
+        if idx != i as u64 || v != u64::from(want) || !good {
             ctx.content_error(|| {
                 format!(
                     "page {i}: found index {idx} version {v}, expected version {want}, checksum {}",
