@@ -9,10 +9,8 @@
 //! - `load/<codec>/raw_decompress` vs `load/<codec>/read_decompress`:
 //!   decompressing from a `Vec`, and from the pool under its class lock
 //!   (target ≥ 0.90×).
-//! - Printed once (not timed): footprint ÷ sum of compressed sizes after a
-//!   fill, and after freeing a random half and compacting (target ≤ 1.05×),
-//!   beside the same fill with one `Box<[u8]>` per object (glibc malloc,
-//!   measured with `mallinfo2`).
+//!
+//! The pool's footprint and metadata are in `benches/footprint.rs`.
 //!
 //! Same-filled pages are left out: zswap keeps them as one word and never
 //! compresses them. Run with `--all-features` to include liblz4 and zstd.
@@ -318,166 +316,9 @@ fn paired(_: &mut Criterion) {
     }
 }
 
-/// Bytes glibc's malloc holds from the system and has in use.
-fn malloc_bytes() -> (usize, usize) {
-    // SAFETY: mallinfo2 only reads the allocator's statistics.
-    let mi = unsafe { libc::mallinfo2() };
-    (mi.arena + mi.hblkhd, mi.uordblks + mi.hblkhd)
-}
-
-/// Which of `n` objects survive the random half-free (fixed seed).
-fn keep_mask(n: usize) -> Vec<bool> {
-    let mut x = 0x2545f4914f6cdd1du64;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x & 1 == 0
-        })
-        .collect()
-}
-
-/// The `n` compressed objects both fills use, and which half survives.
-fn fill_set(n: usize) -> (Compressor, Vec<Vec<u8>>, Vec<bool>) {
-    let pages = pages();
-    let codec = Compressor::by_name("lz4").expect("lz4 is always built");
-    let mut dst = vec![0u8; PAGE];
-    let objects: Vec<Vec<u8>> = pages
-        .iter()
-        .cycle()
-        .filter_map(|p| codec.compress(p, &mut dst).ok().map(|n| dst[..n].to_vec()))
-        .take(n)
-        .collect();
-    (codec, objects, keep_mask(n))
-}
-
-/// Runs in a fresh child process, so that malloc's arena holds nothing
-/// else: one `Box<[u8]>` per object, then a random half freed. Prints
-/// held and in-use bytes after each.
-fn malloc_child(n: usize) {
-    // Everything the fill needs is made before the first reading and kept
-    // alive to the last, so the arena's growth is the boxes' alone.
-    let pages = pages();
-    let codec = Compressor::by_name("lz4").expect("lz4 is always built");
-    let keep = keep_mask(n);
-    let mut dst = vec![0u8; PAGE];
-    let mut boxes: Vec<Option<Box<[u8]>>> = Vec::with_capacity(n);
-    let (held0, used0) = malloc_bytes();
-    for p in pages.iter().cycle() {
-        if boxes.len() == n {
-            break;
-        }
-        if let Ok(len) = codec.compress(p, &mut dst) {
-            boxes.push(Some(dst[..len].into()));
-        }
-    }
-    let (held1, used1) = malloc_bytes();
-    for (b, k) in boxes.iter_mut().zip(&keep) {
-        if !k {
-            *b = None;
-        }
-    }
-    let (held2, used2) = malloc_bytes();
-    black_box(&boxes);
-    black_box(&pages);
-    println!(
-        "{} {} {} {}",
-        held1 - held0,
-        used1 - used0,
-        held2.saturating_sub(held0),
-        used2.saturating_sub(used0)
-    );
-}
-
-fn footprint(_: &mut Criterion) {
-    for n in [16_384, 65_536] {
-        footprint_report(n);
-    }
-}
-
-fn footprint_report(n: usize) {
-    let (codec, objects, keep) = fill_set(n);
-    let sum: usize = objects.iter().map(Vec::len).sum();
-    let kept: usize = objects
-        .iter()
-        .zip(&keep)
-        .filter(|(_, k)| **k)
-        .map(|(o, _)| o.len())
-        .sum();
-    let nkept = keep.iter().filter(|k| **k).count();
-
-    let pool = ZsPool::new(PoolConfig::default()).unwrap();
-    let hs: Vec<Handle> = objects.iter().map(|o| pool.insert(o).unwrap()).collect();
-    let full = pool.footprint();
-    let meta_full = pool.stats().meta_bytes;
-    for (h, k) in hs.iter().zip(&keep) {
-        if !k {
-            pool.free(*h).unwrap();
-        }
-    }
-    let freed = pool.footprint();
-    pool.compact();
-    pool.shrink_cache();
-    let compacted = pool.footprint();
-
-    let r = |a: usize, b: usize| a as f64 / b as f64;
-    println!(
-        "\nfootprint: {n} objects ({codec}, {:.1} MiB compressed, compression ratio {:.2})",
-        sum as f64 / 1048576.0,
-        r(n * PAGE, sum)
-    );
-    println!(
-        "  ZsPool after fill:                    {:.3}x of compressed bytes",
-        r(full, sum)
-    );
-    println!(
-        "  ZsPool metadata after fill:           {:.1} B per object",
-        r(meta_full, n)
-    );
-    println!(
-        "  ZsPool after freeing half:            {:.3}x of kept bytes",
-        r(freed, kept)
-    );
-    println!(
-        "  ZsPool after freeing half + compact:  {:.3}x of kept bytes",
-        r(compacted, kept)
-    );
-    let _ = nkept;
-
-    let exe = std::env::current_exe().expect("bench binary path");
-    let out = std::process::Command::new(exe)
-        .env("ZSWAP_BENCH_MALLOC", n.to_string())
-        .output()
-        .expect("malloc baseline child");
-    let nums: Vec<usize> = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    if let [held1, used1, held2, used2] = nums[..] {
-        println!(
-            "  malloc Box<[u8]> after fill:          {:.3}x held, {:.3}x in use",
-            r(held1, sum),
-            r(used1, sum)
-        );
-        println!(
-            "  malloc Box<[u8]> after freeing half:  {:.3}x held, {:.3}x in use (no compaction)",
-            r(held2, kept),
-            r(used2, kept)
-        );
-    }
-}
-
-criterion_group!(benches, footprint, paired, pool_only, store, load);
+criterion_group!(benches, paired, pool_only, store, load);
 
 fn main() {
-    if let Some(n) = std::env::var("ZSWAP_BENCH_MALLOC")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        malloc_child(n);
-        return;
-    }
     benches();
     Criterion::default().configure_from_args().final_summary();
 }

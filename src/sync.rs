@@ -420,13 +420,15 @@ pub(crate) use imp::*;
 /// Process-wide plumbing that is not synchronization between the crate's
 /// threads, so loom never models it: a counter for unique temporary file
 /// names, data the test harnesses build once per process, an error's shared
-/// payload.
+/// payload, the registry of live lrus' ids.
 pub(crate) mod unmodeled {
     #[cfg(feature = "testing")]
     pub(crate) use std::sync::atomic::AtomicI64;
     pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
     /// Shared payloads that are not synchronization (an error's I/O error).
     pub(crate) use std::sync::Arc;
+    /// A process-wide lock taken only when an lru is made or dropped.
+    pub(crate) use std::sync::Mutex as ProcessMutex;
     #[allow(unused_imports)]
     pub(crate) use std::sync::OnceLock;
 }

@@ -7,11 +7,12 @@
 //! allocate. Identity is the node's address: it survives rotation,
 //! isolation, putback and reparenting, and [`Item::ptr_eq`] compares it.
 //!
-//! The count is the node's own (one word, as `std::sync::Arc` counts but
-//! without its weak count, which nothing here needs): what the LRU adds to a
-//! value is 40 bytes, the count, the state word, the owner word and the
-//! links. Under loom each node carries a tracked allocation, so a node never
-//! freed fails the model.
+//! The count is the node's own (32 bits, as `std::sync::Arc` counts but
+//! without its weak count, which nothing here needs), and so is the id of
+//! the lru it is bound to (32 bits, see [`LruId`]): what the LRU adds to a
+//! value is 32 bytes, the count and the id, the state word and the links
+//! (the kernel's `list_head` is 16). Under loom each node carries a tracked
+//! allocation, so a node never freed fails the model.
 //!
 //! The node's state lives in one atomic word so that every transition is a
 //! single atomic step:
@@ -33,8 +34,11 @@
 //! detached word carries no pointer at all.
 //!
 //! An item binds to the first lru that adds it (`lru` below, written once);
-//! any other lru refuses it with [`Error::ForeignItem`](crate::Error), which
-//! is what keeps one lru from following another lru's pointers.
+//! any other live lru refuses it with [`Error::ForeignItem`](crate::Error),
+//! which is what keeps one lru from following another lru's pointers. An
+//! lru's id is unique among live lrus and reused once that lru is dropped:
+//! its drop detaches every item first, so an item still bound to the id
+//! carries no pointer into it (as a reused address would not before ids).
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -42,7 +46,8 @@ use std::ops::Deref;
 use std::ptr::{self, NonNull};
 
 use super::list::ListOne;
-use crate::sync::{fence, AtomicPtr, AtomicUsize, Ordering, Tracked, UnsafeCell};
+use crate::sync::unmodeled::ProcessMutex;
+use crate::sync::{fence, AtomicPtr, AtomicU32, Ordering, Tracked, UnsafeCell};
 
 pub(super) const DETACHED: usize = 0;
 pub(super) const LINKED: usize = 1;
@@ -58,12 +63,12 @@ pub(super) struct Link<T> {
 /// The allocation behind an [`Item`].
 pub(super) struct Node<T> {
     /// Handles to this node, counting the one a list holds while linked.
-    refs: AtomicUsize,
+    refs: AtomicU32,
+    /// The [`LruId`] of the lru this item is bound to; 0 while unbound.
+    lru: AtomicU32,
     value: T,
     /// Tagged `*const ListOne<T>`: see the module docs.
     word: AtomicPtr<ListOne<T>>,
-    /// Address of the `LruInner` this item is bound to; 0 while unbound.
-    lru: AtomicUsize,
     pub(super) link: UnsafeCell<Link<T>>,
     /// Loom's leak check of the node (nothing in a normal build).
     _tracked: Tracked,
@@ -139,9 +144,9 @@ impl<T> Node<T> {
             .map_err(Word)
     }
 
-    /// Binds the node to the lru at `owner` if unbound; whether it is bound to
-    /// `owner` now.
-    pub(super) fn bind(&self, owner: usize) -> bool {
+    /// Binds the node to the lru of id `owner` if unbound; whether it is
+    /// bound to `owner` now.
+    pub(super) fn bind(&self, owner: u32) -> bool {
         match self
             .lru
             .compare_exchange(0, owner, Ordering::AcqRel, Ordering::Acquire)
@@ -151,9 +156,62 @@ impl<T> Node<T> {
         }
     }
 
-    /// Whether the node is bound to the lru at `owner`.
-    pub(super) fn bound_to(&self, owner: usize) -> bool {
+    /// Whether the node is bound to the lru of id `owner`.
+    pub(super) fn bound_to(&self, owner: u32) -> bool {
         self.lru.load(Ordering::Acquire) == owner
+    }
+}
+
+/// The id an lru binds its items with: nonzero, unique among live lrus,
+/// given back (for a later lru to reuse) when dropped. An lru drops it
+/// after detaching every item (`LruInner`'s fields drop after its `Drop`).
+pub(super) struct LruId(u32);
+
+/// Ids of dropped lrus, and the next never used.
+struct IdPool {
+    next: u32,
+    free: Vec<u32>,
+}
+
+static IDS: ProcessMutex<IdPool> = ProcessMutex::new(IdPool {
+    next: 1,
+    free: Vec::new(),
+});
+
+impl LruId {
+    /// A fresh id. Aborts if 2^32 − 1 lrus are live at once (each holds
+    /// far more than the 4 bytes that would take), as a count overflow does.
+    pub(super) fn new() -> Self {
+        let mut ids = IDS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(id) = ids.free.pop() {
+            return LruId(id);
+        }
+        let id = ids.next;
+        if id == u32::MAX {
+            std::process::abort();
+        }
+        ids.next += 1;
+        LruId(id)
+    }
+
+    pub(super) fn get(&self) -> u32 {
+        self.0
+    }
+
+    /// Ids ever handed out (the registry's high-water mark), for the test
+    /// that holds it flat under churn.
+    #[cfg(test)]
+    pub(super) fn high_water() -> u32 {
+        IDS.lock().unwrap_or_else(|e| e.into_inner()).next
+    }
+}
+
+impl Drop for LruId {
+    fn drop(&mut self) {
+        IDS.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .free
+            .push(self.0);
     }
 }
 
@@ -179,17 +237,18 @@ unsafe impl<T: Send + Sync> Send for Item<T> {}
 // SAFETY: as above.
 unsafe impl<T: Send + Sync> Sync for Item<T> {}
 
-/// More handles than this to one node is a leak loop: abort, as `Arc` does.
-const MAX_REFS: usize = isize::MAX as usize;
+/// More handles than this to one node (2^31: 16 GiB of handles) is a leak
+/// loop: abort, as `Arc` does past `isize::MAX`.
+const MAX_REFS: u32 = i32::MAX as u32;
 
 impl<T> Item<T> {
     /// A new item holding `value`, on no list.
     pub fn new(value: T) -> Self {
         let node = Box::new(Node {
-            refs: AtomicUsize::new(1),
+            refs: AtomicU32::new(1),
+            lru: AtomicU32::new(0),
             value,
             word: AtomicPtr::new(Word::<T>::detached().0),
-            lru: AtomicUsize::new(0),
             link: UnsafeCell::new(Link {
                 prev: ptr::null(),
                 next: ptr::null(),
@@ -264,7 +323,7 @@ impl<T> Item<T> {
 
 /// Adds a reference. Relaxed, as `Arc::clone`: a new handle is made from
 /// an existing one, which already orders everything the node holds.
-fn acquire_ref(refs: &AtomicUsize) {
+fn acquire_ref(refs: &AtomicU32) {
     if refs.fetch_add(1, Ordering::Relaxed) > MAX_REFS {
         std::process::abort();
     }
@@ -309,8 +368,8 @@ impl<T: fmt::Debug> fmt::Debug for Item<T> {
     }
 }
 
-/// Bytes one item takes on the heap: the node (its count, the value, its
-/// state word, its owner word, its links), before the allocator's rounding.
+/// Bytes one item takes on the heap: the node (its count and lru id, the
+/// value, its state word, its links), before the allocator's rounding.
 pub(crate) const fn item_bytes<T>() -> usize {
     std::mem::size_of::<Node<T>>()
 }

@@ -46,7 +46,7 @@ pub use walk::{LruStatus, WalkGuard};
 
 use std::fmt;
 
-use item::{Node, Word, DETACHED, ISOLATED, LINKED};
+use item::{LruId, Node, Word, DETACHED, ISOLATED, LINKED};
 use list::{Guard, ListOne};
 
 use crate::group::OfflineHook;
@@ -117,6 +117,9 @@ struct LruInner<T> {
     nr_nodes: usize,
     groups: Option<Groups>,
     lists: SegTable<GroupLists<T>>,
+    /// What this lru's items are bound to; given back after `Drop` has
+    /// detached them.
+    id: LruId,
 }
 
 /// A generic, NUMA-node- and group-sharded LRU (the kernel's `list_lru`).
@@ -263,6 +266,7 @@ impl<T> ListLru<T> {
                 nr_nodes,
                 groups: None,
                 lists,
+                id: LruId::new(),
             }),
             hook: None,
         }
@@ -281,6 +285,7 @@ impl<T> ListLru<T> {
             nr_nodes,
             groups: Some(groups.clone()),
             lists,
+            id: LruId::new(),
         });
         let key = groups.register_hook(Box::new(LruHook(inner.clone())));
         ListLru {
@@ -304,8 +309,8 @@ impl<T> ListLru<T> {
         self.inner.groups.as_ref()
     }
 
-    fn owner(&self) -> usize {
-        Arc::as_ptr(&self.inner) as usize
+    fn owner(&self) -> u32 {
+        self.inner.id.get()
     }
 
     fn check(&self, node: NodeId, group: GroupId) -> Result<(), Error> {

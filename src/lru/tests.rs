@@ -43,6 +43,31 @@ fn bad_input_is_a_typed_error() {
 }
 
 #[test]
+fn live_lrus_refuse_each_others_items_and_dropped_ones_give_their_ids_back() {
+    let lrus: Vec<ListLru<u32>> = (0..32).map(|_| ListLru::new(&Topology::single())).collect();
+    let items: Vec<_> = (0..32u32).map(Item::new).collect();
+    for (lru, it) in lrus.iter().zip(&items) {
+        assert!(lru.add(it, N0, GroupId::ROOT).unwrap());
+    }
+    for (i, lru) in lrus.iter().enumerate() {
+        for (j, it) in items.iter().enumerate() {
+            if i != j {
+                assert_eq!(lru.add(it, N0, GroupId::ROOT), Err(Error::ForeignItem));
+            }
+        }
+    }
+    drop(lrus);
+    assert!(items.iter().all(|it| !it.is_linked()));
+    // Made and dropped 10,000 times, lrus reuse their ids: the registry
+    // grows only by what other tests hold live meanwhile.
+    let before = super::item::LruId::high_water();
+    for _ in 0..10_000 {
+        drop(ListLru::<u32>::new(&Topology::single()));
+    }
+    assert!(super::item::LruId::high_water() - before < 1_000);
+}
+
+#[test]
 fn add_del_isolate_putback_rotate() {
     let lru = ListLru::new(&Topology::single());
     let items: Vec<_> = (0..4u32).map(Item::new).collect();

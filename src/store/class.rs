@@ -365,6 +365,7 @@ impl Class {
         let (ptr, len, readers, token) = {
             let g = self.inner.lock();
             let (span, sid, off, len) = self.locate(&g, id, gen)?;
+            span.mem.prefetch(off, len);
             let readers = self.readers_of(sid);
             // Counted under the lock, which compaction checks it under.
             readers.fetch_add(1, Ordering::Relaxed);

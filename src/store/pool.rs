@@ -1,9 +1,9 @@
 //! [`ZsPool`]: a zsmalloc-like allocator for compressed pages.
 //!
 //! Objects of 1 byte to one page are rounded up to 16 bytes and served from
-//! size classes; each class packs equal slots into spans of 1–4 pages chosen
-//! to waste least (`get_pages_per_zspage`), and neighbouring sizes that pack
-//! alike share one class. A [`Handle`] is opaque and survives compaction.
+//! size classes; each class packs equal slots into spans of 1–8 pages chosen
+//! to waste least (`get_pages_per_zspage`, taking the shortest span within
+//! 2 % of the best), and neighbouring sizes that pack alike share one class. A [`Handle`] is opaque and survives compaction.
 //!
 //! What it guarantees:
 //! - Locking is per class: nothing on alloc, write, read or free takes a
@@ -57,7 +57,9 @@ pub struct PoolConfig {
     /// The page size: the largest object, and the unit spans are made of.
     /// A power of two from 256 to 16384. Default 4096.
     pub page_size: usize,
-    /// The longest span, in pages (1..=4). Default 4, as zsmalloc.
+    /// The longest span, in pages (1..=8). Default 8, as zsmalloc's
+    /// default chain size; a class takes the shortest span whose packing is
+    /// within 2 % of the best (see BENCHMARKS.md, "Footprint").
     pub max_span_pages: usize,
     /// Empty spans each class keeps for reuse instead of freeing at once
     /// (not counted in the footprint; see [`ZsPool::cached_bytes`]).
@@ -69,7 +71,7 @@ impl Default for PoolConfig {
     fn default() -> Self {
         PoolConfig {
             page_size: 4096,
-            max_span_pages: 4,
+            max_span_pages: 8,
             cached_spans_per_class: 1,
         }
     }
@@ -252,14 +254,14 @@ impl ZsPool {
     pub fn new(cfg: PoolConfig) -> Result<Self, Error> {
         let ok = cfg.page_size.is_power_of_two()
             && (256..=16384).contains(&cfg.page_size)
-            && (1..=4).contains(&cfg.max_span_pages)
+            && (1..=8).contains(&cfg.max_span_pages)
             && cfg.cached_spans_per_class <= 64;
         if !ok {
             return Err(Error::BadConfig(format!("{cfg:?}")));
         }
         let (packings, size_class) = class_table(cfg.page_size, cfg.max_span_pages);
-        // At most 144 classes (16 KiB pages, 4-page spans): the handle's
-        // class field always fits.
+        // At most 184 classes (16 KiB pages, 8-page spans): the handle's
+        // class field always fits (a unit test in span.rs checks every shape).
         debug_assert!(packings.len() <= MAX_CLASSES);
         Ok(ZsPool {
             classes: packings

@@ -38,3 +38,10 @@ pub fn heap_bytes() -> i64 {
     let spans = 0;
     LIVE.load(Ordering::Relaxed) + spans
 }
+
+/// Bytes the global allocator has handed out and not had back (meaningful
+/// only where [`CountingAlloc`] is the global allocator): the process's
+/// heap without the pools' span blocks.
+pub fn global_bytes() -> i64 {
+    LIVE.load(Ordering::Relaxed)
+}
