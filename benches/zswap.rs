@@ -115,25 +115,28 @@ fn paired(_: &mut Criterion) {
     let pages = pages();
     let n = pages.len();
     println!("\nzswap paired ratios, median of {ROUNDS} alternating rounds over {n} pages:");
-    // `cargo bench --bench zswap -- lz4` runs one codec's rounds.
+    // `cargo bench --bench zswap -- zstd` runs one codec's rounds (a name
+    // it contains: `lz4` runs both lz4s).
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    for name in ["lz4", "zstd", "deflate:1"] {
+    for name in ["lz4", "lz4-flex", "zstd", "deflate:1"] {
         let Ok(codec) = Compressor::by_name(name) else {
             continue;
         };
         if filter.as_deref().is_some_and(|f| !name.contains(f)) {
             continue;
         }
-        let z = zswap_on(name, FileDevice::temp(2 * n as u64 + 16).unwrap());
+        let z = zswap_on(name, FileDevice::temp(3 * n as u64 + 16).unwrap());
         // A steady state, as the store baseline's pre-touched arena is one:
-        // a resident population with holes (every other page of a second
-        // copy invalidated), so that the timed stores fill spans that
-        // exist rather than map new ones, and the loads empty none.
-        for (i, p) in pages.iter().enumerate() {
+        // a resident population with holes (two more copies of the pages,
+        // every other page invalidated), so that the timed stores fill
+        // holes in spans that exist rather than map new ones, the loads
+        // give no span back, and both scatter over the pool, as they do in
+        // a pool that has been in use.
+        for (i, p) in pages.iter().cycle().take(2 * n).enumerate() {
             z.store(slot(n + i), p, GroupId::ROOT, NodeId::ZERO)
                 .unwrap();
         }
-        for i in (0..n).step_by(2) {
+        for i in (0..2 * n).step_by(2) {
             z.invalidate(slot(n + i)).unwrap();
         }
         let mut dst = vec![0u8; PAGE_SIZE];

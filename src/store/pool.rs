@@ -3,7 +3,8 @@
 //! Objects of 1 byte to one page are rounded up to 16 bytes and served from
 //! size classes; each class packs equal slots into spans of 1–8 pages chosen
 //! to waste least (`get_pages_per_zspage`, taking the shortest span within
-//! 2 % of the best), and neighbouring sizes that pack alike share one class. A [`Handle`] is opaque and survives compaction.
+//! 2 % of the best), and neighbouring sizes that pack alike share one
+//! class. A [`Handle`] is opaque and survives compaction.
 //!
 //! What it guarantees:
 //! - Locking is per class: nothing on alloc, write, read or free takes a
