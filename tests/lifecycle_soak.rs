@@ -314,6 +314,16 @@ fn churn(
             z.swapoff(area).unwrap();
             c.area_cycles.fetch_add(1, Ordering::Relaxed);
         }
+        // The other threads run until each has done as many of its own
+        // cycles (counted, not timed: on a loaded machine a switch, which
+        // makes a whole pool, may get less of the CPU than a round here).
+        // A thread that panicked ends the wait (its join reports it).
+        while (c.switches.load(Ordering::Relaxed) < rounds
+            || c.groups.load(Ordering::Relaxed) < rounds)
+            && !threads.iter().any(|t| t.is_finished())
+        {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         stop.store(true, Ordering::Relaxed);
         for t in threads {
             t.join().unwrap();
