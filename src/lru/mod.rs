@@ -37,6 +37,7 @@
 mod cell;
 mod item;
 mod list;
+mod lists;
 mod walk;
 
 pub(crate) use cell::{ItemCell, TAG_MAX};
@@ -48,8 +49,8 @@ use std::fmt;
 
 use item::{LruId, Node, Word, DETACHED, ISOLATED, LINKED};
 use list::{Guard, ListOne};
+use lists::{GroupLists, LruHook, LruInner};
 
-use crate::group::OfflineHook;
 use crate::sync::{fence, Arc, Ordering};
 use crate::table::SegTable;
 use crate::{Error, GroupId, Groups, NodeId, Topology};
@@ -108,20 +109,6 @@ pub struct Scan {
     pub isolated: usize,
 }
 
-/// The lists of one group, one per node.
-struct GroupLists<T> {
-    nodes: Box<[ListOne<T>]>,
-}
-
-struct LruInner<T> {
-    nr_nodes: usize,
-    groups: Option<Groups>,
-    lists: SegTable<GroupLists<T>>,
-    /// What this lru's items are bound to; given back after `Drop` has
-    /// detached them.
-    id: LruId,
-}
-
 /// A generic, NUMA-node- and group-sharded LRU (the kernel's `list_lru`).
 ///
 /// ```
@@ -165,85 +152,6 @@ impl<T> fmt::Debug for ListLru<T> {
             .field("group_aware", &self.inner.groups.is_some())
             .field("count", &self.count())
             .finish()
-    }
-}
-
-impl<T> GroupLists<T> {
-    fn new(nr_nodes: usize, group: GroupId) -> Self {
-        GroupLists {
-            nodes: (0..nr_nodes)
-                .map(|n| ListOne::new(NodeId(n as u32), group))
-                .collect(),
-        }
-    }
-}
-
-impl<T> LruInner<T> {
-    /// How many group slots may hold lists.
-    fn slots(&self) -> usize {
-        self.groups.as_ref().map_or(1, Groups::len)
-    }
-
-    /// The lists of `group` (made or taken over if its index's lists are
-    /// free), or `None` beyond the table.
-    fn lists_of(&self, group: GroupId) -> Option<&GroupLists<T>> {
-        let nr_nodes = self.nr_nodes;
-        let gl = self
-            .lists
-            .get_or_insert_with(group.index(), || GroupLists::new(nr_nodes, group))?;
-        if !gl.nodes[0].owned_by(group) {
-            let gone = |o: GroupId| self.groups.as_ref().is_none_or(|g| g.state(o).is_err());
-            for l in gl.nodes.iter() {
-                l.revive(group, gone);
-            }
-        }
-        Some(gl)
-    }
-
-    /// Splices every list of `child` into `parent`'s.
-    fn reparent(&self, child: GroupId, parent: GroupId) {
-        let Some(cl) = self.lists.get(child.index()) else {
-            return;
-        };
-        if !cl.nodes[0].owned_by(child) {
-            return; // never added to under this generation
-        }
-        let Some(pl) = self.lists_of(parent) else {
-            return;
-        };
-        for (c, p) in cl.nodes.iter().zip(pl.nodes.iter()) {
-            c.reparent_into(p);
-        }
-    }
-
-    /// `group` was freed: its lists (dead and empty) are reset for reuse.
-    fn release(&self, group: GroupId) {
-        if let Some(gl) = self.lists.get(group.index()) {
-            gl.nodes.iter().for_each(|l| l.release(group));
-        }
-    }
-}
-
-impl<T> Drop for LruInner<T> {
-    fn drop(&mut self) {
-        for gi in 0..self.slots() {
-            if let Some(gl) = self.lists.get(gi) {
-                gl.nodes.iter().for_each(ListOne::drain);
-            }
-        }
-    }
-}
-
-/// Registered with [`Groups`] so that `offline` reparents this lru.
-struct LruHook<T>(Arc<LruInner<T>>);
-
-impl<T: Send + Sync> OfflineHook for LruHook<T> {
-    fn reparent(&self, child: GroupId, parent: GroupId) {
-        self.0.reparent(child, parent);
-    }
-
-    fn release(&self, group: GroupId) {
-        self.0.release(group);
     }
 }
 
