@@ -84,19 +84,12 @@ fn ratio(a: usize, b: usize) -> f64 {
     a as f64 / b as f64
 }
 
-/// Footprint ÷ bytes held after the fill, and after the half-free and a
-/// compaction, for a pool with spans of up to `span_pages` pages.
-fn pool_footprint(objects: &[Vec<u8>], keep: &[bool], span_pages: usize) -> (f64, f64) {
+/// The footprint of a pool with spans of up to `span_pages` pages after
+/// the fill, and after the half-free and a compaction.
+fn pool_footprint(objects: &[Vec<u8>], keep: &[bool], span_pages: usize) -> (usize, usize) {
     let mut cfg = PoolConfig::default();
     cfg.max_span_pages = span_pages;
     let pool = zswap::ZsPool::new(cfg).expect("a valid pool shape");
-    let sum: usize = objects.iter().map(Vec::len).sum();
-    let kept: usize = objects
-        .iter()
-        .zip(keep)
-        .filter(|(_, k)| **k)
-        .map(|(o, _)| o.len())
-        .sum();
     let hs: Vec<Handle> = objects.iter().map(|o| pool.insert(o).unwrap()).collect();
     let full = pool.footprint();
     for (h, k) in hs.iter().zip(keep) {
@@ -106,7 +99,7 @@ fn pool_footprint(objects: &[Vec<u8>], keep: &[bool], span_pages: usize) -> (f64
     }
     pool.compact();
     pool.shrink_cache();
-    (ratio(full, sum), ratio(pool.footprint(), kept))
+    (full, pool.footprint())
 }
 
 fn footprint(pages: &[Vec<u8>]) {
@@ -125,8 +118,9 @@ fn footprint(pages: &[Vec<u8>]) {
             .filter(|(_, k)| **k)
             .map(|(o, _)| o.len())
             .sum();
-        let (f4, c4) = pool_footprint(&objects, &keep, 4);
-        let (f8, c8) = pool_footprint(&objects, &keep, 8);
+        let ratios = |(full, compacted)| (ratio(full, sum), ratio(compacted, kept));
+        let (f4, c4) = ratios(pool_footprint(&objects, &keep, 4));
+        let (f8, c8) = ratios(pool_footprint(&objects, &keep, 8));
         let cycled = if n > pages.len() {
             " (cycled: repeats pages)"
         } else {

@@ -22,6 +22,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, Criterion, Throughput};
+use zswap::testing::ColdArena;
 use zswap::{Compressor, Handle, PoolConfig, ZsPool};
 
 const PAGE: usize = 4096;
@@ -238,8 +239,7 @@ fn paired(_: &mut Criterion) {
         let (mut raw_c, mut pool_c, mut raw_d, mut pool_d) = (vec![], vec![], vec![], vec![]);
         // A third store baseline: compress, then copy the bytes into a large
         // ring (storing them anywhere costs that much).
-        let mut ring = vec![0u8; 64 << 20];
-        let mut at = 0usize;
+        let mut ring = ColdArena::new(64 << 20);
         let mut copy_c = vec![];
         let mut fresh = Vec::with_capacity(pages.len());
         for _ in 0..21 {
@@ -258,11 +258,7 @@ fn paired(_: &mut Criterion) {
             let t = Instant::now();
             for p in &pages {
                 if let Ok(n) = codec.compress(p, &mut dst) {
-                    if at + n > ring.len() {
-                        at = 0;
-                    }
-                    ring[at..at + n].copy_from_slice(&dst[..n]);
-                    at += n.next_multiple_of(16);
+                    ring.put(&dst[..n]);
                 }
             }
             copy_c.push(t.elapsed());

@@ -34,6 +34,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use zswap::testing::ColdArena;
 use zswap::{
     AreaId, Compressor, FileDevice, GroupId, Groups, NodeId, PoolLimit, SwapDevice, SwapSlot,
     Topology, Zswap, ZswapConfig, PAGE_SIZE,
@@ -56,32 +57,6 @@ fn pages() -> Vec<Vec<u8>> {
         pages.truncate(cap);
     }
     pages
-}
-
-/// Where the store baseline copies compressed bytes: written through once
-/// before timing (so no page faults are timed), then filled in order and
-/// wrapped, so every copy lands on memory not touched for the last
-/// `ARENA` bytes.
-struct ColdArena {
-    mem: Vec<u8>,
-    at: usize,
-}
-
-impl ColdArena {
-    fn new() -> Self {
-        ColdArena {
-            mem: vec![1u8; ARENA],
-            at: 0,
-        }
-    }
-
-    fn put(&mut self, bytes: &[u8]) {
-        if self.at + bytes.len() > self.mem.len() {
-            self.at = 0;
-        }
-        self.mem[self.at..self.at + bytes.len()].copy_from_slice(bytes);
-        self.at = (self.at + bytes.len() + 15) & !15;
-    }
 }
 
 fn median(mut v: Vec<Duration>) -> f64 {
@@ -158,7 +133,7 @@ fn paired(_: &mut Criterion) {
                 Some((at, k))
             })
             .collect();
-        let mut arena = ColdArena::new();
+        let mut arena = ColdArena::new(ARENA);
         let mut copy_c = vec![];
         for _ in 0..ROUNDS {
             let t = Instant::now();

@@ -427,10 +427,10 @@ pub(crate) mod unmodeled {
     pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
     /// Shared payloads that are not synchronization (an error's I/O error).
     pub(crate) use std::sync::Arc;
-    /// A process-wide lock taken only when an lru is made or dropped.
-    pub(crate) use std::sync::Mutex as ProcessMutex;
     #[allow(unused_imports)]
     pub(crate) use std::sync::OnceLock;
+    /// A process-wide lock taken only when an lru is made or dropped.
+    pub(crate) use std::sync::{Mutex as ProcessMutex, MutexGuard as ProcessMutexGuard};
 }
 
 /// Declares a per-thread scratch value with a `const` initializer: std's

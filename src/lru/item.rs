@@ -46,7 +46,7 @@ use std::ops::Deref;
 use std::ptr::{self, NonNull};
 
 use super::list::ListOne;
-use crate::sync::unmodeled::ProcessMutex;
+use crate::sync::unmodeled::{ProcessMutex, ProcessMutexGuard};
 use crate::sync::{fence, AtomicPtr, AtomicU32, Ordering, Tracked, UnsafeCell};
 
 pub(super) const DETACHED: usize = 0;
@@ -178,11 +178,17 @@ static IDS: ProcessMutex<IdPool> = ProcessMutex::new(IdPool {
     free: Vec::new(),
 });
 
+/// The registry, locked (a panic under its lock leaves it consistent: each
+/// change is one push, one pop or one increment).
+fn ids() -> ProcessMutexGuard<'static, IdPool> {
+    IDS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl LruId {
     /// A fresh id. Aborts if 2^32 − 1 lrus are live at once (each holds
     /// far more than the 4 bytes that would take), as a count overflow does.
     pub(super) fn new() -> Self {
-        let mut ids = IDS.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ids = ids();
         if let Some(id) = ids.free.pop() {
             return LruId(id);
         }
@@ -202,16 +208,13 @@ impl LruId {
     /// that holds it flat under churn.
     #[cfg(test)]
     pub(super) fn high_water() -> u32 {
-        IDS.lock().unwrap_or_else(|e| e.into_inner()).next
+        ids().next
     }
 }
 
 impl Drop for LruId {
     fn drop(&mut self) {
-        IDS.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .free
-            .push(self.0);
+        ids().free.push(self.0);
     }
 }
 

@@ -39,6 +39,35 @@ pub fn bench_pages() -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Where a bench's "compress, then copy" store baseline puts compressed
+/// bytes: written through once when made (so no page fault is timed),
+/// then filled in order, 16-byte aligned, and wrapped, so that every copy
+/// lands on memory not touched for the last `bytes` bytes (cold, when
+/// larger than the last-level cache).
+pub struct ColdArena {
+    mem: Vec<u8>,
+    at: usize,
+}
+
+impl ColdArena {
+    /// An arena of `bytes` bytes.
+    pub fn new(bytes: usize) -> Self {
+        ColdArena {
+            mem: vec![1u8; bytes],
+            at: 0,
+        }
+    }
+
+    /// Copies `bytes` into the next place.
+    pub fn put(&mut self, bytes: &[u8]) {
+        if self.at + bytes.len() > self.mem.len() {
+            self.at = 0;
+        }
+        self.mem[self.at..self.at + bytes.len()].copy_from_slice(bytes);
+        self.at = (self.at + bytes.len()).next_multiple_of(crate::ALIGN);
+    }
+}
+
 /// The committed real-page sample (`data/pages.bin`), page by page; empty
 /// where the file is not at hand.
 pub fn sample_pages() -> Vec<Vec<u8>> {
