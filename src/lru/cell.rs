@@ -115,6 +115,23 @@ impl<T> ItemCell<T> {
         ptr::eq(self.ptr.load(Ordering::Acquire), item.as_ptr())
     }
 
+    /// A new handle on the cell's item, if it holds one.
+    ///
+    /// # Safety
+    /// Nobody may take the item out of the cell and drop it while this
+    /// runs (zswap: the caller holds the slot's pin, which every change to
+    /// the cell needs).
+    pub(crate) unsafe fn get(&self) -> Option<Item<T>> {
+        let w = self.ptr.load(Ordering::Acquire);
+        if w.is_null() || w.addr() & TAG != 0 {
+            return None;
+        }
+        // SAFETY: an untagged non-null word is a reference the cell owns,
+        // and the caller keeps anyone from taking it out (and dropping it)
+        // meanwhile, so the node is live.
+        Some(unsafe { Item::clone_raw(w) })
+    }
+
     /// Whether the cell holds an item (a snapshot; a tag is not one).
     pub(crate) fn has_item(&self) -> bool {
         let w = self.ptr.load(Ordering::Acquire);

@@ -3,13 +3,10 @@
 //! Everything of a class sits behind one mutex, and nothing of one class is
 //! shared with another, so allocations, frees and reads of different
 //! classes never contend, and an object can never be read while compaction
-//! moves it (both hold the class lock; compaction releases it between
-//! spans, so readers wait for one span's moves at most). The crate's own
-//! reads may instead run without the lock ([`Class::read_unlocked`]): the
-//! lock then only finds the object and counts the read on the object's
-//! span, and compaction leaves a span alone while a read of it is in
-//! progress (per-span reader counts, hashed; the rest of the class is
-//! compacted meanwhile).
+//! moves it (both hold the class lock; compaction, in `compact.rs`,
+//! releases it between spans, so readers wait for one span's moves at
+//! most). Placed objects (`placed.rs`, zswap's) are read with the lock held
+//! only to find the span: their owner's claim keeps compaction away.
 //!
 //! Handles have one indirection: a handle names an entry of the class's
 //! handle table, and the entry says where the object is now (span, slot,
@@ -20,14 +17,13 @@
 //! in, first out, so one id comes back only after every other free id has;
 //! an id whose generation is spent is retired (never handed out again)
 //! rather than wrapped, so no stale handle can ever name a live object, at
-//! a cost of 10 bytes per 2^28 reuses of one id.
+//! a cost of 10 bytes per 2^28 reuses of one id. Placed objects have no
+//! entry in the table: [`Class::place`] and [`Class::unplace`] are the
+//! slot-level steps both kinds share.
 //!
 //! Partial spans sit in fullness buckets (zsmalloc's fullness groups):
 //! allocation takes from the fullest, compaction drains the emptiest into
-//! the fullest, so whole spans come free. A compaction pass finds every
-//! span's objects with one scan of the handle table (grouped by span with a
-//! counting sort), so it costs time linear in the class, not one scan per
-//! emptied span.
+//! the fullest, so whole spans come free.
 
 use std::collections::VecDeque;
 
@@ -37,15 +33,15 @@ use crate::sync::{AtomicUsize, Mutex, Ordering};
 use crate::Error;
 
 /// Fullness buckets for partial spans.
-const BUCKETS: usize = 8;
+pub(super) const BUCKETS: usize = 8;
 /// Bucket value of a span listed in no bucket (full).
-const UNLISTED: u8 = u8::MAX;
+pub(super) const UNLISTED: u8 = u8::MAX;
 
 // Entry layout: len (15 bits; 0 = free) | slot (12) | span (21) | the
 // generation's low 16 bits; its high bits sit in `Inner::gen_hi`.
 const LEN_BITS: u32 = 15;
-const SLOT_BITS: u32 = 12;
-const SPAN_BITS: u32 = 21;
+pub(super) const SLOT_BITS: u32 = 12;
+pub(super) const SPAN_BITS: u32 = 21;
 pub(super) const MAX_SPANS: usize = 1 << SPAN_BITS;
 
 /// Bits of a handle's generation.
@@ -55,20 +51,12 @@ pub(super) const ID_BITS: u32 = 28;
 /// A generation never handed out: the id is retired.
 const RETIRED: u32 = (1 << GEN_BITS) - 1;
 
-/// Reader counters per class (a span's is `sid % READER_SLOTS`): a read
-/// without the lock keeps compaction off its span and the few spans
-/// sharing its counter, never off the whole class.
-#[cfg(not(loom))]
-const READER_SLOTS: usize = 64;
-#[cfg(loom)]
-const READER_SLOTS: usize = 2;
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Entry {
-    len: u32,
-    slot: u32,
-    span: u32,
-    gen: u32,
+pub(super) struct Entry {
+    pub(super) len: u32,
+    pub(super) slot: u32,
+    pub(super) span: u32,
+    pub(super) gen: u32,
 }
 
 impl Entry {
@@ -93,15 +81,15 @@ impl Entry {
 }
 
 /// What the class lock protects.
-struct Inner {
+pub(super) struct Inner {
     /// Slots per span (the class's packing, kept here for the free
     /// functions below).
-    slots: u16,
-    spans: Vec<Option<Span>>,
+    pub(super) slots: u16,
+    pub(super) spans: Vec<Option<Span>>,
     free_span_ids: Vec<u32>,
-    buckets: [Vec<u32>; BUCKETS],
+    pub(super) buckets: [Vec<u32>; BUCKETS],
     /// The handle table: packed [`Entry`] words...
-    handles: Vec<u64>,
+    pub(super) handles: Vec<u64>,
     /// ...and the high bits of each entry's generation.
     gen_hi: Vec<u16>,
     /// Freed ids, reused oldest first.
@@ -115,12 +103,12 @@ struct Inner {
 }
 
 impl Inner {
-    fn entry_at(&self, id: u32) -> Option<Entry> {
+    pub(super) fn entry_at(&self, id: u32) -> Option<Entry> {
         let i = id as usize;
         Some(Entry::unpack(*self.handles.get(i)?, self.gen_hi[i]))
     }
 
-    fn set_entry(&mut self, id: u32, e: Entry) {
+    pub(super) fn set_entry(&mut self, id: u32, e: Entry) {
         let (word, hi) = e.pack();
         self.handles[id as usize] = word;
         self.gen_hi[id as usize] = hi;
@@ -132,7 +120,7 @@ pub(super) struct Class {
     pub(super) packing: Packing,
     span_bytes: usize,
     cache_cap: usize,
-    inner: Mutex<Inner>,
+    pub(super) inner: Mutex<Inner>,
     // Counters written only under `inner`'s lock (see `add_locked`) and
     // read without it as snapshots.
     pub(super) objects: AtomicUsize,
@@ -141,10 +129,6 @@ pub(super) struct Class {
     pub(super) meta: AtomicUsize,
     /// Bytes of empty spans in the cache (not counted in the footprint).
     pub(super) cached: AtomicUsize,
-    /// Reads in progress without the lock ([`Class::read_unlocked`]), per
-    /// span (hashed): compaction leaves a span alone while its counter is
-    /// not zero.
-    readers: Box<[AtomicUsize]>,
 }
 
 /// Adds `n` to a counter that only the class lock's holder writes: a load
@@ -188,12 +172,7 @@ impl Class {
             bytes_used: AtomicUsize::new(0),
             meta: AtomicUsize::new(0),
             cached: AtomicUsize::new(0),
-            readers: (0..READER_SLOTS).map(|_| AtomicUsize::new(0)).collect(),
         }
-    }
-
-    fn readers_of(&self, sid: u32) -> &AtomicUsize {
-        &self.readers[sid as usize % READER_SLOTS]
     }
 
     /// Allocates a slot for `len` bytes and fills it from `data` (if given);
@@ -207,6 +186,55 @@ impl Class {
         debug_assert!(len > 0 && len <= self.packing.slot);
         let mut g = self.inner.lock();
         let inner = &mut *g;
+        let id = match inner.free_ids.front() {
+            Some(&id) => id,
+            None => {
+                let id = inner.handles.len() as u32;
+                if id >> ID_BITS != 0 {
+                    return Err(Error::AllocFail);
+                }
+                id
+            }
+        };
+        let (sid, slot) = self.place(inner, len, data, footprint)?;
+        if inner.free_ids.pop_front().is_none() {
+            grow_gently(&mut inner.handles);
+            grow_gently(&mut inner.gen_hi);
+            let (word, hi) = Entry {
+                len: 0,
+                slot: 0,
+                span: 0,
+                gen: inner.gen_floor,
+            }
+            .pack();
+            inner.handles.push(word);
+            inner.gen_hi.push(hi);
+        }
+        let gen = inner.entry_at(id).expect("ids index the table").gen;
+        debug_assert!(gen < RETIRED, "a retired id was handed out");
+        inner.set_entry(
+            id,
+            Entry {
+                len: len as u32,
+                slot: u32::from(slot),
+                span: sid,
+                gen,
+            },
+        );
+        self.update_meta(inner);
+        Ok((id, gen))
+    }
+
+    /// Takes a slot for `len` bytes from the fullest partial span (or a new
+    /// one) and writes `data` (or zeros) into it: returns (span id, slot).
+    /// Counts the object; the caller records where it is.
+    pub(super) fn place(
+        &self,
+        inner: &mut Inner,
+        len: usize,
+        data: Option<&[u8]>,
+        footprint: &AtomicUsize,
+    ) -> Result<(u32, u16), Error> {
         let sid = match (0..BUCKETS)
             .rev()
             .find_map(|b| inner.buckets[b].last().copied())
@@ -214,29 +242,6 @@ impl Class {
             Some(sid) => sid,
             None => self.new_span(inner, footprint)?,
         };
-        let id = match inner.free_ids.pop_front() {
-            Some(id) => id,
-            None => {
-                let id = inner.handles.len() as u32;
-                if id >> ID_BITS != 0 {
-                    return Err(Error::AllocFail);
-                }
-                grow_gently(&mut inner.handles);
-                grow_gently(&mut inner.gen_hi);
-                let (word, hi) = Entry {
-                    len: 0,
-                    slot: 0,
-                    span: 0,
-                    gen: inner.gen_floor,
-                }
-                .pack();
-                inner.handles.push(word);
-                inner.gen_hi.push(hi);
-                id
-            }
-        };
-        let gen = inner.entry_at(id).expect("ids index the table").gen;
-        debug_assert!(gen < RETIRED, "a retired id was handed out");
         let slots = inner.slots;
         let span = inner.spans[sid as usize]
             .as_mut()
@@ -251,20 +256,33 @@ impl Class {
             Some(data) => span.mem.write(off, data),
             None => span.mem.zero(off, len),
         }
-        inner.set_entry(
-            id,
-            Entry {
-                len: len as u32,
-                slot: u32::from(slot),
-                span: sid,
-                gen,
-            },
-        );
         relist(inner, sid);
         add_locked(&self.objects, 1);
         add_locked(&self.bytes_used, len);
-        self.update_meta(inner);
-        Ok((id, gen))
+        Ok((sid, slot))
+    }
+
+    /// Frees `slot` of span `sid`, an object of `len` bytes; the span goes
+    /// back when it empties. The caller has forgotten where it was.
+    pub(super) fn unplace(
+        &self,
+        inner: &mut Inner,
+        sid: u32,
+        slot: u16,
+        len: usize,
+        footprint: &AtomicUsize,
+    ) {
+        let span = inner.spans[sid as usize]
+            .as_mut()
+            .expect("live objects name live spans");
+        span.put_slot(slot, self.packing.slot);
+        if span.inuse == 0 {
+            self.release_span(inner, sid, footprint);
+        } else {
+            relist(inner, sid);
+        }
+        sub_locked(&self.objects, 1);
+        sub_locked(&self.bytes_used, len);
     }
 
     fn new_span(&self, inner: &mut Inner, footprint: &AtomicUsize) -> Result<u32, Error> {
@@ -289,6 +307,7 @@ impl Class {
         inner.spans[sid as usize] = Some(span);
         relist(inner, sid);
         add_locked(&self.spans, 1);
+        self.update_meta(inner);
         Ok(sid)
     }
 
@@ -336,54 +355,6 @@ impl Class {
         Ok(f(bytes))
     }
 
-    /// Runs `f` on the object's bytes with the class lock released: the
-    /// lock is held only to find the object and count the read, so other
-    /// reads, allocations and frees of the class go on while `f` runs
-    /// (decompressing a page takes a microsecond and more). Compaction,
-    /// which moves objects and gives spans back, skips the object's span
-    /// (and those sharing its reader counter) while the read is in
-    /// progress.
-    ///
-    /// # Safety
-    /// Until this returns, no thread may free or write this object. (An
-    /// allocation or a free of another object only writes a free slot, and
-    /// a span is given back only once every object in it is freed.)
-    pub(super) unsafe fn read_unlocked<R>(
-        &self,
-        id: u32,
-        gen: u32,
-        f: impl FnOnce(&[u8]) -> R,
-    ) -> Result<R, Error> {
-        /// Ends the read, also if `f` panics. Release: the read of the
-        /// bytes happens before a compaction that then sees no reader.
-        struct Reading<'a>(&'a AtomicUsize);
-        impl Drop for Reading<'_> {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::Release);
-            }
-        }
-        let (ptr, len, readers, token) = {
-            let g = self.inner.lock();
-            let (span, sid, off, len) = self.locate(&g, id, gen)?;
-            span.mem.prefetch(off, len);
-            let readers = self.readers_of(sid);
-            // Counted under the lock, which compaction checks it under.
-            readers.fetch_add(1, Ordering::Relaxed);
-            (span.mem.addr(off, len), len, readers, span.mem.token())
-        };
-        let _reading = Reading(readers);
-        // SAFETY: the object is live and its `len` bytes were written when
-        // it was stored or moved (span.rs); the lock's release orders those
-        // writes before this read. Until `_reading` drops, nothing writes
-        // them or frees their span: the caller frees and writes nothing of
-        // this object, compaction leaves its span alone, and allocations
-        // and other frees write only free slots.
-        let bytes = unsafe { std::slice::from_raw_parts(ptr, len) };
-        // Under loom, the span's token is read for as long as the bytes
-        // are: a move or a free of the span meanwhile fails the model.
-        Ok(token.read_during(|| f(bytes)))
-    }
-
     /// Overwrites the object with `data`, which must have its length.
     pub(super) fn write(&self, id: u32, gen: u32, data: &[u8]) -> Result<(), Error> {
         let mut g = self.inner.lock();
@@ -418,23 +389,13 @@ impl Class {
         if next != RETIRED {
             inner.free_ids.push_back(id);
         }
-        let span = inner.spans[e.span as usize]
-            .as_mut()
-            .expect("live entries name live spans");
-        span.put_slot(e.slot as u16, self.packing.slot);
-        if span.inuse == 0 {
-            self.release_span(inner, e.span, footprint);
-        } else {
-            relist(inner, e.span);
-        }
-        sub_locked(&self.objects, 1);
-        sub_locked(&self.bytes_used, e.len as usize);
+        self.unplace(inner, e.span, e.slot as u16, e.len as usize, footprint);
         self.update_meta(inner);
         Ok(e.len as usize)
     }
 
     /// Takes an empty span out; its memory goes to the cache or the system.
-    fn release_span(&self, inner: &mut Inner, sid: u32, footprint: &AtomicUsize) {
+    pub(super) fn release_span(&self, inner: &mut Inner, sid: u32, footprint: &AtomicUsize) {
         unlist(inner, sid);
         let span = inner.spans[sid as usize]
             .take()
@@ -453,162 +414,6 @@ impl Class {
         sub_locked(&self.spans, 1);
     }
 
-    /// Compacts the class (`__zs_compact`): moves every object of the
-    /// emptiest partial spans into the fullest others, one source span per
-    /// lock hold, and gives each emptied span back. A span being read
-    /// without the lock ([`read_unlocked`](Self::read_unlocked)) is left for
-    /// the end of the pass and then skipped if still read; the rest of the
-    /// class is compacted meanwhile.
-    ///
-    /// Linear in the class: one scan of the handle table groups the live
-    /// objects by span (a counting sort), so a source span's objects are
-    /// found without another scan. An object that moved or was freed since
-    /// is skipped; one allocated into a source span since keeps that span.
-    pub(super) fn compact(&self, footprint: &AtomicUsize) -> Step {
-        let (by_span, mut candidates) = {
-            let g = self.inner.lock();
-            (ObjectsBySpan::scan(&g), emptiest_first(&g))
-        };
-        candidates.reverse(); // popped from the back: emptiest first
-        let mut total = Step::default();
-        let mut busy = Vec::new();
-        let mut second_round = false;
-        // Spans that took objects this pass: never sources afterwards. The
-        // scan does not list what moved into them, so draining one would
-        // leave those behind and only move objects back and forth
-        // (zsmalloc likewise never takes a destination as a source).
-        let mut took = Vec::new();
-        loop {
-            let Some(src) = candidates.pop() else {
-                if second_round || busy.is_empty() {
-                    break;
-                }
-                // Spans that were being read: one more try each.
-                second_round = true;
-                candidates = std::mem::take(&mut busy);
-                candidates.reverse();
-                continue;
-            };
-            if took.binary_search(&src).is_ok() {
-                continue;
-            }
-            match self.compact_span(src, &by_span, footprint, &mut took) {
-                SpanStep::Moved(step) => {
-                    total.moved += step.moved;
-                    total.freed_spans += step.freed_spans;
-                }
-                SpanStep::Read => busy.push(src),
-                SpanStep::NoRoom => break,
-                SpanStep::Gone => {}
-            }
-        }
-        total
-    }
-
-    /// Empties span `src` into the fullest other partial spans, under one
-    /// hold of the class lock; adds each span it moved objects into to
-    /// `took` (sorted).
-    fn compact_span(
-        &self,
-        src: u32,
-        by_span: &ObjectsBySpan,
-        footprint: &AtomicUsize,
-        took: &mut Vec<u32>,
-    ) -> SpanStep {
-        let mut g = self.inner.lock();
-        let inner = &mut *g;
-        let slots = inner.slots;
-        let need = match inner.spans.get(src as usize) {
-            Some(Some(span)) if span.bucket != UNLISTED => u32::from(span.inuse),
-            // Given back, or full, since the scan.
-            _ => return SpanStep::Gone,
-        };
-        // Acquire: pairs with the end of each read without the lock, whose
-        // reads of the bytes then happen before our moves. No new read of
-        // the span can start while we hold the lock.
-        if self.readers_of(src).load(Ordering::Acquire) != 0 {
-            return SpanStep::Read;
-        }
-        // Free slots outside `src`: full spans have none, so this is every
-        // free slot of the class less the source's own.
-        let spans = self.spans.load(Ordering::Relaxed);
-        let objects = self.objects.load(Ordering::Relaxed);
-        let room = (spans * usize::from(slots))
-            .saturating_sub(objects)
-            .saturating_sub(usize::from(slots) - need as usize);
-        if need == 0 || room < need as usize {
-            return SpanStep::NoRoom;
-        }
-        // Take the source out of the table so source and destination can be
-        // borrowed at once; it is unlisted meanwhile so it is never chosen as
-        // a destination.
-        unlist(inner, src);
-        let mut from = inner.spans[src as usize]
-            .take()
-            .expect("listed spans exist");
-        let mut step = Step::default();
-        let slot_size = self.packing.slot;
-        let token = from.mem.token();
-        token.write_during(|| {
-            for &id in by_span.objects_of(src) {
-                let Some(e) = inner.entry_at(id) else {
-                    continue;
-                };
-                if e.len == 0 || e.span != src {
-                    continue; // freed or moved since the scan
-                }
-                let slot = e.slot as u16;
-                let dst_sid = (0..BUCKETS)
-                    .rev()
-                    .find_map(|b| inner.buckets[b].last().copied())
-                    .expect("room was counted");
-                let dst = inner.spans[dst_sid as usize]
-                    .as_mut()
-                    .expect("listed spans exist");
-                let new_slot = dst
-                    .take_slot(slots, slot_size)
-                    .expect("listed spans have a free slot");
-                // SAFETY: the source is a live object's `len` bytes, written
-                // when it was stored or last moved; the copy writes the same
-                // range of the new slot, keeping the invariant (span.rs).
-                unsafe {
-                    SpanMem::copy(
-                        &from.mem,
-                        usize::from(slot) * slot_size,
-                        &mut dst.mem,
-                        usize::from(new_slot) * slot_size,
-                        e.len as usize,
-                    );
-                }
-                inner.set_entry(
-                    id,
-                    Entry {
-                        slot: u32::from(new_slot),
-                        span: dst_sid,
-                        ..e
-                    },
-                );
-                from.put_slot(slot, slot_size);
-                relist(inner, dst_sid);
-                if let Err(at) = took.binary_search(&dst_sid) {
-                    took.insert(at, dst_sid);
-                }
-                step.moved += 1;
-            }
-        });
-        let emptied = from.inuse == 0;
-        inner.spans[src as usize] = Some(from);
-        if emptied {
-            self.release_span(inner, src, footprint);
-            step.freed_spans = 1;
-        } else {
-            // An object was allocated into it after the scan: it stays.
-            relist(inner, src);
-        }
-        self.update_meta(inner);
-        SpanStep::Moved(step)
-    }
-
     /// Drops cached empty spans (returns their bytes), and trims the
     /// tables of what they no longer hold (see [`trim`]).
     pub(super) fn shrink_cache(&self) -> usize {
@@ -623,7 +428,7 @@ impl Class {
 
     /// Metadata bytes: the handle table, the free id list and the span
     /// table (spans keep nothing per slot).
-    fn update_meta(&self, inner: &Inner) {
+    pub(super) fn update_meta(&self, inner: &Inner) {
         let bytes = inner.handles.capacity() * 8
             + inner.gen_hi.capacity() * 2
             + inner.free_ids.capacity() * 4
@@ -638,59 +443,6 @@ impl Class {
         let g = self.inner.lock();
         let in_use = g.spans.iter().filter(|s| s.is_some()).count();
         (in_use * self.span_bytes, g.cache.len() * self.span_bytes)
-    }
-}
-
-/// What compacting one span came to.
-enum SpanStep {
-    Moved(Step),
-    /// A read without the lock is on it (or on a span sharing its counter).
-    Read,
-    /// The other spans cannot take its objects: the pass is over.
-    NoRoom,
-    /// Given back or filled since the scan.
-    Gone,
-}
-
-/// The class's live objects grouped by span, from one scan of the handle
-/// table: span `s`'s ids are `ids[start[s]..start[s + 1]]`.
-struct ObjectsBySpan {
-    start: Vec<u32>,
-    ids: Vec<u32>,
-}
-
-impl ObjectsBySpan {
-    fn scan(inner: &Inner) -> Self {
-        let spans = inner.spans.len();
-        let live = || {
-            (0..inner.handles.len() as u32)
-                .filter_map(|id| inner.entry_at(id).map(|e| (id, e)))
-                .filter(|(_, e)| e.len != 0)
-        };
-        let mut start = vec![0u32; spans + 1];
-        for (_, e) in live() {
-            start[e.span as usize + 1] += 1;
-        }
-        for i in 0..spans {
-            start[i + 1] += start[i];
-        }
-        let mut fill = start.clone();
-        let mut ids = vec![0u32; start[spans] as usize];
-        for (id, e) in live() {
-            let at = &mut fill[e.span as usize];
-            ids[*at as usize] = id;
-            *at += 1;
-        }
-        ObjectsBySpan { start, ids }
-    }
-
-    /// The ids that were in span `sid` at the scan.
-    fn objects_of(&self, sid: u32) -> &[u32] {
-        let s = sid as usize;
-        match (self.start.get(s), self.start.get(s + 1)) {
-            (Some(&a), Some(&b)) => &self.ids[a as usize..b as usize],
-            _ => &[],
-        }
     }
 }
 
@@ -737,11 +489,6 @@ fn trim(inner: &mut Inner) {
     inner.buckets.iter_mut().for_each(Vec::shrink_to_fit);
 }
 
-/// The partial spans, emptiest first (the order compaction drains them).
-fn emptiest_first(inner: &Inner) -> Vec<u32> {
-    inner.buckets.iter().flatten().copied().collect()
-}
-
 /// Makes room for one more element growing by an eighth, not by doubling:
 /// the handle and span tables are per-object metadata, and doubling would
 /// leave up to half of them as slack. Still amortized O(1).
@@ -760,7 +507,7 @@ fn bucket_of(span: &Span, slots: u16) -> u8 {
     }
 }
 
-fn unlist(inner: &mut Inner, sid: u32) {
+pub(super) fn unlist(inner: &mut Inner, sid: u32) {
     let span = inner.spans[sid as usize]
         .as_mut()
         .expect("unlisting a live span");
@@ -780,7 +527,7 @@ fn unlist(inner: &mut Inner, sid: u32) {
 }
 
 /// Moves a span to the bucket its fullness says.
-fn relist(inner: &mut Inner, sid: u32) {
+pub(super) fn relist(inner: &mut Inner, sid: u32) {
     let span = inner.spans[sid as usize]
         .as_ref()
         .expect("relisting a live span");

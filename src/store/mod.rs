@@ -4,12 +4,15 @@
 
 mod class;
 mod codec;
+mod compact;
 #[cfg(not(loom))]
 pub(crate) mod heap;
+mod placed;
 mod pool;
 mod span;
 
 pub use codec::{Compressor, DEFLATE_DEFAULT_LEVEL, ZSTD_DEFAULT_LEVEL};
+pub(crate) use placed::{Loc, Owners, Placed};
 pub use pool::{ClassStats, Handle, PoolConfig, PoolStats, ZsPool, ALIGN};
 
 use span::Packing;

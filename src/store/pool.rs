@@ -12,9 +12,10 @@
 //!   touched when a span is taken from or given back to the system.
 //! - An object can always be read, even while compaction moves it: the move
 //!   and the read take the same class lock, and the handle's entry is
-//!   rewritten before the lock is released. zswap's reads run without the
-//!   lock (crate-internal `read_unlocked`); compaction skips the span being
-//!   read (not the class) while one is in progress.
+//!   rewritten before the lock is released. zswap's objects are *placed*
+//!   (crate-internal, `placed.rs`): the entry keeps the location, with no
+//!   handle table between, and is read without the lock while decompressing,
+//!   under the slot's pin that compaction needs to move it.
 //! - [`ZsPool::footprint`] is the bytes of span memory holding objects,
 //!   which is what limits are measured against, never the sum of object
 //!   sizes; with nothing stored it is 0. Empty spans kept in the small
@@ -25,14 +26,15 @@
 //!   A handle's generation is 28 bits, freed ids are reused oldest first,
 //!   and an id whose generation is spent is retired, so a stale handle
 //!   never names a later object, however long the program runs.
-//! - Metadata per object: its 8-byte handle entry, plus its share of a
-//!   32-byte span record (spans keep nothing per slot; free slots link
-//!   through their own memory); [`PoolStats::meta_bytes`] reports the total.
+//! - Metadata per object: its 8-byte handle entry (none for a placed
+//!   object), plus its share of a 32-byte span record (spans keep nothing
+//!   per slot; free slots link through their own memory);
+//!   [`PoolStats::meta_bytes`] reports the total.
 
 use std::fmt;
 use std::num::NonZeroU64;
 
-use super::class::{round_up, Class, GEN_BITS, ID_BITS};
+use super::class::{round_up, Class, Step, GEN_BITS, ID_BITS};
 use super::span::class_table;
 use crate::sync::{AtomicU64, AtomicUsize, LeakTracker, Ordering};
 use crate::Error;
@@ -230,14 +232,14 @@ pub struct PoolStats {
 /// ```
 pub struct ZsPool {
     cfg: PoolConfig,
-    classes: Box<[Class]>,
+    pub(super) classes: Box<[Class]>,
     /// Class index per 16-byte size step.
     size_class: Box<[u16]>,
-    footprint: AtomicUsize,
+    pub(super) footprint: AtomicUsize,
     objects_compacted: AtomicU64,
     spans_compacted: AtomicU64,
     /// Live objects, under loom (see [`ZsPool::all_leaked`]).
-    objects: LeakTracker,
+    pub(super) objects: LeakTracker,
 }
 
 impl fmt::Debug for ZsPool {
@@ -283,7 +285,7 @@ impl ZsPool {
         self.cfg
     }
 
-    fn class_of_len(&self, len: usize) -> Result<usize, Error> {
+    pub(super) fn class_of_len(&self, len: usize) -> Result<usize, Error> {
         if len == 0 || len > self.cfg.page_size {
             return Err(Error::ObjectSize(len));
         }
@@ -328,26 +330,6 @@ impl ZsPool {
         class.read(id, gen, f)
     }
 
-    /// Runs `f` on the object's bytes without holding its class lock while
-    /// `f` runs, so that reads, allocations and frees of the class go on
-    /// meanwhile (zsmalloc decompresses under a per-zspage read lock, not
-    /// its class lock, for the same reason). Compaction skips a class while
-    /// such a read is in progress.
-    ///
-    /// # Safety
-    /// Until this returns, no thread may free or write the object `h`
-    /// names. (zswap's slot pin gives it that: only the pin holder frees an
-    /// entry's object.)
-    pub(crate) unsafe fn read_unlocked<R>(
-        &self,
-        h: Handle,
-        f: impl FnOnce(&[u8]) -> R,
-    ) -> Result<R, Error> {
-        let (class, id, gen) = self.class(h)?;
-        // SAFETY: forwarded to the caller.
-        unsafe { class.read_unlocked(id, gen, f) }
-    }
-
     /// Copies the object into `buf`; returns its length.
     /// [`Error::ObjectSize`] if `buf` is too short.
     pub fn read_into(&self, h: Handle, buf: &mut [u8]) -> Result<usize, Error> {
@@ -388,13 +370,17 @@ impl ZsPool {
     pub fn compact(&self) -> usize {
         let before = self.footprint();
         for class in self.classes.iter() {
-            let step = class.compact(&self.footprint);
-            self.objects_compacted
-                .fetch_add(step.moved as u64, Ordering::Relaxed);
-            self.spans_compacted
-                .fetch_add(step.freed_spans as u64, Ordering::Relaxed);
+            self.count_compacted(class.compact(&self.footprint));
         }
         before.saturating_sub(self.footprint())
+    }
+
+    /// Adds one class's compaction to the pool's counts.
+    pub(super) fn count_compacted(&self, step: Step) {
+        self.objects_compacted
+            .fetch_add(step.moved as u64, Ordering::Relaxed);
+        self.spans_compacted
+            .fetch_add(step.freed_spans as u64, Ordering::Relaxed);
     }
 
     /// Gives every cached empty span back to the system; returns the bytes.

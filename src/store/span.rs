@@ -8,15 +8,16 @@
 //! are handed out in order (`fresh`); a freed slot's first two bytes hold
 //! the next free slot, so the free list lives in memory nobody else uses,
 //! as zsmalloc's `link_free` does. Compaction finds a span's objects from
-//! one scan of its class's handle table per pass, which is rare work,
-//! rather than keeping a reverse map on every object. Nothing here is
+//! one scan per pass (of its class's handle table, or of the owner's
+//! records for placed objects), which is rare work, rather than keeping a
+//! reverse map on every object. Nothing here is
 //! synchronized: a span is only ever changed under its class's lock. The
-//! one access outside it is `Class::read_unlocked`, which reads a live
-//! object's bytes after the lock is released; every write under the lock
-//! goes to a free slot (an allocation, or the link of the slot being freed)
-//! or, in compaction (which leaves a span alone while such a read of it is
-//! in progress), moves objects, so no write touches bytes being read that
-//! way.
+//! one access outside it is `Class::read_placed`, which reads a live
+//! placed object's bytes after the lock is released; every write under the
+//! lock goes to a free slot (an allocation, or the link of the slot being
+//! freed) or, in compaction (which drains a span of placed objects only
+//! once it holds its owner's claim on each), moves objects, so no write
+//! touches bytes being read that way.
 //!
 //! Span memory is not zeroed. The invariant the `unsafe` here rests on: the
 //! first `len` bytes of a live object's slot have been written (by the
@@ -136,7 +137,7 @@ impl SpanMem {
     }
 
     /// The address of byte `off` of a range of `len` bytes, for a read
-    /// that outlives the borrow of this span (`Class::read_unlocked`): the
+    /// that outlives the borrow of this span (`Class::read_placed`): the
     /// memory stays where it is until the span is dropped.
     pub(super) fn addr(&self, off: usize, len: usize) -> *const u8 {
         self.check(off, len);

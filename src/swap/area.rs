@@ -248,6 +248,16 @@ impl<T> SwapArea<T> {
         self.clusters.for_each_payload(f);
     }
 
+    /// Calls `f` on every slot allocated now (a snapshot, in offset order;
+    /// none is pinned).
+    pub(crate) fn for_each_allocated(&self, mut f: impl FnMut(u32)) {
+        self.clusters.for_each_state(|offset, state| {
+            if state.load(Ordering::Relaxed) & (ALLOCATED | DYING) == ALLOCATED {
+                f(offset);
+            }
+        });
+    }
+
     fn check(&self, offset: u32) -> Result<(), Error> {
         if offset < self.slots {
             return Ok(());

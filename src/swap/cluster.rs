@@ -218,6 +218,18 @@ impl<T> ClusterMap<T> {
         }
     }
 
+    /// Calls `f` with the offset and state byte of every slot of every
+    /// cluster that exists.
+    pub(crate) fn for_each_state(&self, mut f: impl FnMut(u32, &AtomicU8)) {
+        for (c, cell) in self.clusters.iter().enumerate() {
+            if let Some(cluster) = &*cell.load() {
+                for (i, state) in cluster.state.iter().enumerate() {
+                    f((c * CLUSTER + i) as u32, state);
+                }
+            }
+        }
+    }
+
     /// Clusters that exist now.
     pub(crate) fn live_clusters(&self) -> usize {
         self.clusters.iter().filter(|c| c.load().is_some()).count()

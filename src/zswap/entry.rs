@@ -10,8 +10,8 @@
 //! exactly once.
 
 use crate::lru::ItemCell;
-use crate::store::Handle;
-use crate::sync::{AtomicU16, Ordering};
+use crate::store::Loc;
+use crate::sync::{AtomicU16, AtomicU64, Ordering};
 use crate::{AreaId, GroupId, Item, NodeId, SlotPin, SwapArea, SwapDevice, SwapSlot, PAGE_SIZE};
 
 /// What an entry holds, as the store and load paths see it.
@@ -19,9 +19,9 @@ use crate::{AreaId, GroupId, Item, NodeId, SlotPin, SwapArea, SwapDevice, SwapSl
 pub(crate) enum Data {
     /// A page of one repeated 64-bit word.
     Same(u64),
-    /// An object of `len` bytes in pool `pool`: compressed, or the page
-    /// itself (`len == PAGE_SIZE`) if it did not compress.
-    Stored { pool: u16, handle: Handle, len: u16 },
+    /// An object of `len` bytes at `loc` in pool `pool`: compressed, or
+    /// the page itself (`len == PAGE_SIZE`) if it did not compress.
+    Stored { pool: u16, loc: Loc, len: u16 },
 }
 
 /// `Entry::state`: the stored length in the low bits (0 for a same-filled
@@ -42,8 +42,10 @@ const _: () = assert!(PAGE_SIZE as u16 <= LEN_MASK);
 /// item is 56 bytes, the kernel's `zswap_entry` with its `list_head`).
 #[derive(Debug)]
 pub(crate) struct Entry {
-    /// The pool handle's raw value, or a same-filled page's word.
-    word: u64,
+    /// The object's location in its pool (zsmalloc's handle, with no
+    /// table between: compaction rewrites it under the slot's pin), or a
+    /// same-filled page's word. Relaxed: the pin orders it.
+    word: AtomicU64,
     offset: u32,
     /// The group charged (the storing group, or its nearest online
     /// ancestor).
@@ -60,11 +62,11 @@ impl Entry {
     pub(crate) fn new(slot: SwapSlot, data: Data, group: GroupId, node: NodeId) -> Self {
         let (word, pool, len) = match data {
             Data::Same(w) => (w, 0, 0),
-            Data::Stored { pool, handle, len } => (handle.to_raw(), pool, len),
+            Data::Stored { pool, loc, len } => (loc.to_raw(), pool, len),
         };
         debug_assert!((1..=PAGE_SIZE as u16).contains(&len) || matches!(data, Data::Same(_)));
         Entry {
-            word,
+            word: AtomicU64::new(word),
             offset: slot.offset,
             group: group.index() as u32,
             area: slot.area.index() as u16,
@@ -100,14 +102,22 @@ impl Entry {
     pub(crate) fn data(&self) -> Data {
         // The length never changes; only the flags do.
         let len = self.state.load(Ordering::Relaxed) & LEN_MASK;
+        let word = self.word.load(Ordering::Relaxed);
         if len == 0 {
-            return Data::Same(self.word);
+            return Data::Same(word);
         }
         Data::Stored {
             pool: self.pool,
-            handle: Handle::from_raw(self.word).expect("a stored entry's handle is not zero"),
+            loc: Loc::from_raw(word).expect("a stored entry's location is not zero"),
             len,
         }
+    }
+
+    /// Records that compaction moved the entry's object to `loc`; the
+    /// caller holds the slot's pin.
+    pub(crate) fn set_loc(&self, loc: Loc) {
+        debug_assert!(matches!(self.data(), Data::Stored { .. }));
+        self.word.store(loc.to_raw(), Ordering::Relaxed);
     }
 
     /// Clears the referenced flag; whether it was set.
@@ -205,6 +215,8 @@ pub(crate) trait SlotIndex {
     fn clear(&self) -> Option<Item<Entry>>;
     /// Whether the slot maps to exactly `entry`.
     fn maps_to(&self, entry: &Item<Entry>) -> bool;
+    /// The slot's entry, left in the index.
+    fn entry(&self) -> Option<Item<Entry>>;
     /// Records that the slot's page is on the device, owned by `group`.
     fn set_owner(&self, group: GroupId);
     /// Takes the owner record, if the cell holds one.
@@ -226,6 +238,11 @@ impl SlotIndex for Pin<'_> {
 
     fn maps_to(&self, entry: &Item<Entry>) -> bool {
         self.payload().holds(entry)
+    }
+
+    fn entry(&self) -> Option<Item<Entry>> {
+        // SAFETY: only the pin's holder (us) changes the cell.
+        unsafe { self.payload().get() }
     }
 
     fn set_owner(&self, group: GroupId) {
@@ -304,18 +321,18 @@ mod tests {
         assert_eq!(same.group_index(), 123_456);
         assert_eq!(same.node(), NodeId(1023));
         assert!(matches!(same.data(), Data::Same(u64::MAX)));
-        let handle = Handle::from_raw(0xdead_beef).unwrap();
+        let loc = Loc::from_raw(0xdead_beef).unwrap();
         for (len, incompressible) in [(1, false), (4095, false), (4096, true)] {
             let data = Data::Stored {
                 pool: u16::MAX,
-                handle,
+                loc,
                 len,
             };
             let e = Entry::new(slot, data, g, NodeId::ZERO);
             let back = e.data();
             let Data::Stored {
                 pool,
-                handle: h,
+                loc: h,
                 len: l,
             } = back
             else {
@@ -323,7 +340,7 @@ mod tests {
             };
             assert_eq!(
                 (pool, h, l, back.incompressible()),
-                (u16::MAX, handle, len, incompressible)
+                (u16::MAX, loc, len, incompressible)
             );
             // Flags leave the length alone.
             assert!(e.take_referenced() && !e.take_referenced());

@@ -18,6 +18,7 @@
 //! The store, load and free paths are in `store.rs`; the writeback protocol
 //! (IMPLEMENTATION.md, "One rule for every race") is in `reclaim.rs`.
 
+mod compact;
 mod config;
 mod entry;
 mod reclaim;
@@ -442,16 +443,13 @@ impl Zswap {
     /// longer counts the compacted part; it never counted the cache). For a
     /// program's own memory-pressure signal or a timer; stores, loads and
     /// writeback go on meanwhile (a class's lock is released between
-    /// spans, and a span being read is skipped).
+    /// spans, and an object whose slot is in use — being stored, loaded,
+    /// invalidated or written back — stays where it is, with its span).
+    /// Each entry keeps its object's location, so a pass first notes every
+    /// stored slot's object (pinning each slot for a moment) and rewrites
+    /// the entry of each object it moves.
     pub fn compact(&self) -> usize {
-        let mut freed = 0;
-        self.inner.pools.for_each(|p| {
-            let held = p.pool.footprint() + p.pool.cached_bytes();
-            p.pool.compact();
-            p.pool.shrink_cache();
-            freed += held.saturating_sub(p.pool.footprint());
-        });
-        freed
+        self.inner.compact_pools()
     }
 
     /// Runs one pass of the shrink worker now (round-robin over the groups

@@ -112,9 +112,10 @@ impl Inner {
             Err(e) => {
                 // The group was taken offline and freed while we stored:
                 // give back the object and its pool reference.
-                if let Data::Stored { pool, handle, .. } = data {
+                // (Not in the index yet, so no compaction has moved it.)
+                if let Data::Stored { pool, loc, len } = data {
                     let p = self.pool(pool);
-                    let _ = p.pool.free(handle);
+                    p.pool.free_placed(loc, usize::from(len));
                     self.put_pool(&p);
                 }
                 return Err(e);
@@ -177,10 +178,10 @@ impl Inner {
                     return Ok(None);
                 }
             };
-            match p.pool.insert(bytes) {
-                Ok(handle) => Ok(Some(Data::Stored {
+            match p.pool.insert_placed(bytes) {
+                Ok(loc) => Ok(Some(Data::Stored {
                     pool: p.index,
-                    handle,
+                    loc,
                     len: bytes.len() as u16,
                 })),
                 Err(_) => {
@@ -218,7 +219,7 @@ impl Inner {
                 }
                 Ok(())
             }
-            data @ Data::Stored { handle, .. } => {
+            data @ Data::Stored { loc, len, .. } => {
                 let p = pool.expect("a stored entry's pool");
                 let f = |src: &[u8]| {
                     if data.incompressible() {
@@ -228,12 +229,13 @@ impl Inner {
                         p.compressor.decompress(src, page)
                     }
                 };
-                // SAFETY: an entry's object is freed only by whoever takes
-                // the entry out of the slot index, which needs the slot's
-                // pin; our caller holds it, and frees the object (a load)
-                // only after this returns. Zswap never writes an object
-                // after storing it.
-                unsafe { p.pool.read_unlocked(handle, f) }.and_then(|r| r)
+                // SAFETY: `loc` is the entry's object, of `len` bytes, in
+                // `p`. It is freed only by whoever takes the entry out of
+                // the slot index, and moved only by a compaction that
+                // claims the slot (compact.rs); both need the slot's pin,
+                // which our caller holds and releases only after this
+                // returns. Zswap never writes an object after storing it.
+                unsafe { p.pool.read_placed(loc, usize::from(len), f) }
             }
         };
         if r.is_err() {
@@ -283,19 +285,16 @@ impl Inner {
             Data::Same(_) => dec(&self.stats.same_filled_pages),
             Data::Stored {
                 pool: index,
-                handle,
-                ..
+                loc,
+                len,
             } => {
                 if data.incompressible() {
                     dec(&self.stats.stored_incompressible_pages);
                 }
                 let p = pool.unwrap_or_else(|| self.pool(index));
-                let freed = p.pool.free(handle);
                 // Each entry is freed once, by its remover from the index;
-                // loom models and debug builds check it.
-                if cfg!(any(debug_assertions, loom)) {
-                    assert!(freed.is_ok(), "an entry's object freed twice");
-                }
+                // loom models check it (the pool tracks each object).
+                p.pool.free_placed(loc, usize::from(len));
                 // The entry's reference: an old pool's last entry gives
                 // the whole pool back.
                 self.put_pool(&p);

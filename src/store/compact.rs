@@ -1,0 +1,343 @@
+//! Compaction of one size class (`__zs_compact`): objects move out of the
+//! emptiest partial spans into the fullest, and each emptied span is given
+//! back.
+//!
+//! One pass drains partial spans emptiest first, one source span per hold
+//! of the class lock, so stores, loads and frees of the class wait for one
+//! span's moves at most. A span that took objects in this pass is never a
+//! source afterwards (the objects it took were not listed for it, so
+//! draining it would move them back and forth; zsmalloc likewise never
+//! takes a destination as a source). The objects of each source are found
+//! without a scan per span:
+//!
+//! - a pool of handles ([`Class::compact`]) groups its live objects by span
+//!   with one scan of its handle table (a counting sort), and rewrites the
+//!   table's entries as it moves them; a span being read without the lock
+//!   is left for one more try at the end of the pass;
+//! - a pool whose owner keeps the objects' locations itself (zswap:
+//!   [`Class::compact_placed`]) is told them by the owner, which claims
+//!   each object of a source before its move and records the new location
+//!   under the claim. A source is drained only if every object in it is
+//!   claimed, so nobody can be reading it.
+
+use super::class::{relist, unlist, Class, Inner, Step, BUCKETS, UNLISTED};
+use super::placed::{Loc, Owners, Placed};
+use super::span::{Span, SpanMem};
+use crate::sync::{AtomicUsize, Ordering};
+
+/// What draining one span came to.
+enum SpanStep {
+    Moved(Step),
+    /// A read without the lock is on it (or on a span sharing its counter),
+    /// or one of its objects could not be claimed.
+    Busy,
+    /// The other spans cannot take its objects: the pass is over.
+    NoRoom,
+    /// Given back or filled since the scan.
+    Gone,
+}
+
+impl Class {
+    /// Compacts a class of handles: see the module docs. Linear in the
+    /// class: one scan of the handle table groups the live objects by span.
+    /// An object that moved or was freed since is skipped; one allocated
+    /// into a source span since keeps that span.
+    pub(super) fn compact(&self, footprint: &AtomicUsize) -> Step {
+        let (by_span, candidates) = {
+            let g = self.inner.lock();
+            (ObjectsBySpan::scan(&g), emptiest_first(&g))
+        };
+        self.pass(candidates, |src, took| {
+            self.drain_handles(src, &by_span, footprint, took)
+        })
+    }
+
+    /// Compacts a class whose owner keeps its objects' locations: `objects`
+    /// are the class's objects the owner found, sorted by location (so one
+    /// span's are adjacent). Each source span is drained only if the owner
+    /// claims every object in it; the owner records each new location
+    /// under its claim, with the class lock held.
+    pub(super) fn compact_placed<O: Owners>(
+        &self,
+        class: usize,
+        objects: &[Placed],
+        owners: &O,
+        footprint: &AtomicUsize,
+    ) -> Step {
+        let candidates = emptiest_first(&self.inner.lock());
+        self.pass(candidates, |src, took| {
+            let lo = objects.partition_point(|o| o.loc.span() < src);
+            let hi = objects.partition_point(|o| o.loc.span() <= src);
+            self.drain_placed(class, src, &objects[lo..hi], owners, footprint, took)
+        })
+    }
+
+    /// One pass over `candidates` (emptiest first): `drain(src, took)`
+    /// drains one source; spans found busy get one more try at the end.
+    fn pass(
+        &self,
+        mut candidates: Vec<u32>,
+        mut drain: impl FnMut(u32, &mut Vec<u32>) -> SpanStep,
+    ) -> Step {
+        candidates.reverse(); // popped from the back: emptiest first
+        let mut total = Step::default();
+        let mut busy = Vec::new();
+        let mut second_round = false;
+        // Spans that took objects this pass, sorted: never sources after.
+        let mut took = Vec::new();
+        loop {
+            let Some(src) = candidates.pop() else {
+                if second_round || busy.is_empty() {
+                    break;
+                }
+                second_round = true;
+                candidates = std::mem::take(&mut busy);
+                candidates.reverse();
+                continue;
+            };
+            if took.binary_search(&src).is_ok() {
+                continue;
+            }
+            match drain(src, &mut took) {
+                SpanStep::Moved(step) => {
+                    total.moved += step.moved;
+                    total.freed_spans += step.freed_spans;
+                }
+                SpanStep::Busy => busy.push(src),
+                SpanStep::NoRoom => break,
+                SpanStep::Gone => {}
+            }
+        }
+        total
+    }
+
+    /// Empties span `src` of a class of handles, under one hold of the
+    /// class lock.
+    fn drain_handles(
+        &self,
+        src: u32,
+        by_span: &ObjectsBySpan,
+        footprint: &AtomicUsize,
+        took: &mut Vec<u32>,
+    ) -> SpanStep {
+        let mut g = self.inner.lock();
+        let inner = &mut *g;
+        let mut from = match self.take_source(inner, src, None) {
+            Ok(from) => from,
+            Err(step) => return step,
+        };
+        let mut step = Step::default();
+        from.mem.token().write_during(|| {
+            for &id in by_span.objects_of(src) {
+                let Some(e) = inner.entry_at(id) else {
+                    continue;
+                };
+                if e.len == 0 || e.span != src {
+                    continue; // freed or moved since the scan
+                }
+                let (span, slot) = self.move_one(inner, &mut from, e.slot as u16, e.len, took);
+                inner.set_entry(
+                    id,
+                    super::class::Entry {
+                        slot: u32::from(slot),
+                        span,
+                        ..e
+                    },
+                );
+                step.moved += 1;
+            }
+        });
+        self.put_source(inner, src, from, footprint, &mut step);
+        SpanStep::Moved(step)
+    }
+
+    /// Empties span `src` of a class of placed objects, whose `listed`
+    /// objects the owner found there: claims each (outside the lock), and
+    /// moves them only if they are all of the span's objects.
+    fn drain_placed<O: Owners>(
+        &self,
+        class: usize,
+        src: u32,
+        listed: &[Placed],
+        owners: &O,
+        footprint: &AtomicUsize,
+        took: &mut Vec<u32>,
+    ) -> SpanStep {
+        let mut claims = Vec::with_capacity(listed.len());
+        for o in listed {
+            match owners.claim(o) {
+                Some(c) => claims.push((o, c)),
+                None => return SpanStep::Busy,
+            }
+        }
+        let mut g = self.inner.lock();
+        let inner = &mut *g;
+        let mut from = match self.take_source(inner, src, Some(claims.len())) {
+            Ok(from) => from,
+            Err(step) => return step,
+        };
+        let mut step = Step::default();
+        from.mem.token().write_during(|| {
+            for (o, claim) in &claims {
+                let (span, slot) =
+                    self.move_one(inner, &mut from, o.loc.slot(), u32::from(o.len), took);
+                owners.relocate(claim, Loc::new(class, span, slot));
+                step.moved += 1;
+            }
+        });
+        self.put_source(inner, src, from, footprint, &mut step);
+        // The claims go after the lock: a claim's release may wake a
+        // waiter, which then finds the new location.
+        drop(g);
+        drop(claims);
+        SpanStep::Moved(step)
+    }
+
+    /// Takes span `src` out of the table to drain it, if it is still
+    /// partial, nobody reads it without the lock, the other partial spans
+    /// have room for its objects, and (for placed objects) it holds exactly
+    /// `claimed` of them.
+    fn take_source(
+        &self,
+        inner: &mut Inner,
+        src: u32,
+        claimed: Option<usize>,
+    ) -> Result<Span, SpanStep> {
+        let slots = inner.slots;
+        let need = match inner.spans.get(src as usize) {
+            Some(Some(span)) if span.bucket != UNLISTED => usize::from(span.inuse),
+            // Given back, or full, since the scan.
+            _ => return Err(SpanStep::Gone),
+        };
+        if claimed.is_some_and(|n| n != need) {
+            // Stored into since the owner looked: it stays.
+            return Err(SpanStep::Gone);
+        }
+        // Free slots outside `src`: full spans have none, so this is every
+        // free slot of the class less the source's own.
+        let spans = self.spans.load(Ordering::Relaxed);
+        let objects = self.objects.load(Ordering::Relaxed);
+        let room = (spans * usize::from(slots))
+            .saturating_sub(objects)
+            .saturating_sub(usize::from(slots) - need);
+        if need == 0 || room < need {
+            return Err(SpanStep::NoRoom);
+        }
+        // Out of the table, so that source and destination can be borrowed
+        // at once, and unlisted, so that it is never a destination.
+        unlist(inner, src);
+        Ok(inner.spans[src as usize]
+            .take()
+            .expect("listed spans exist"))
+    }
+
+    /// Moves the object of `len` bytes at `slot` of `from` into the
+    /// fullest partial span: returns its new (span, slot), and adds that
+    /// span to `took` (sorted).
+    fn move_one(
+        &self,
+        inner: &mut Inner,
+        from: &mut Span,
+        slot: u16,
+        len: u32,
+        took: &mut Vec<u32>,
+    ) -> (u32, u16) {
+        let (slots, slot_size) = (inner.slots, self.packing.slot);
+        let dst_sid = (0..BUCKETS)
+            .rev()
+            .find_map(|b| inner.buckets[b].last().copied())
+            .expect("room was counted");
+        let dst = inner.spans[dst_sid as usize]
+            .as_mut()
+            .expect("listed spans exist");
+        let new_slot = dst
+            .take_slot(slots, slot_size)
+            .expect("listed spans have a free slot");
+        // SAFETY: the source is a live object's `len` bytes, written when
+        // it was stored or last moved; the copy writes the same range of
+        // the new slot, keeping the invariant (span.rs).
+        unsafe {
+            SpanMem::copy(
+                &from.mem,
+                usize::from(slot) * slot_size,
+                &mut dst.mem,
+                usize::from(new_slot) * slot_size,
+                len as usize,
+            );
+        }
+        from.put_slot(slot, slot_size);
+        relist(inner, dst_sid);
+        if let Err(at) = took.binary_search(&dst_sid) {
+            took.insert(at, dst_sid);
+        }
+        (dst_sid, new_slot)
+    }
+
+    /// Puts a drained source back in the table: given back if it emptied,
+    /// relisted if an object stayed.
+    fn put_source(
+        &self,
+        inner: &mut Inner,
+        src: u32,
+        from: Span,
+        footprint: &AtomicUsize,
+        step: &mut Step,
+    ) {
+        let emptied = from.inuse == 0;
+        inner.spans[src as usize] = Some(from);
+        if emptied {
+            self.release_span(inner, src, footprint);
+            step.freed_spans = 1;
+        } else {
+            relist(inner, src);
+        }
+        self.update_meta(inner);
+    }
+}
+
+/// The class's live objects grouped by span, from one scan of the handle
+/// table: span `s`'s ids are `ids[start[s]..start[s + 1]]`.
+struct ObjectsBySpan {
+    start: Vec<u32>,
+    ids: Vec<u32>,
+}
+
+impl ObjectsBySpan {
+    fn scan(inner: &Inner) -> Self {
+        let spans = inner.spans.len();
+        let live = || {
+            (0..inner.handles.len() as u32)
+                .filter_map(|id| inner.entry_at(id).map(|e| (id, e)))
+                .filter(|(_, e)| e.len != 0)
+        };
+        let mut start = vec![0u32; spans + 1];
+        for (_, e) in live() {
+            start[e.span as usize + 1] += 1;
+        }
+        for i in 0..spans {
+            start[i + 1] += start[i];
+        }
+        let mut fill = start.clone();
+        let mut ids = vec![0u32; start[spans] as usize];
+        for (id, e) in live() {
+            let at = &mut fill[e.span as usize];
+            ids[*at as usize] = id;
+            *at += 1;
+        }
+        ObjectsBySpan { start, ids }
+    }
+
+    /// The ids that were in span `sid` at the scan.
+    fn objects_of(&self, sid: u32) -> &[u32] {
+        let s = sid as usize;
+        match (self.start.get(s), self.start.get(s + 1)) {
+            (Some(&a), Some(&b)) => &self.ids[a as usize..b as usize],
+            _ => &[],
+        }
+    }
+}
+
+/// The partial spans, emptiest first (the order compaction drains them).
+fn emptiest_first(inner: &Inner) -> Vec<u32> {
+    inner.buckets.iter().flatten().copied().collect()
+}

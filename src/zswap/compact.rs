@@ -1,0 +1,206 @@
+//! Compaction of zswap's pools. An entry keeps its object's location
+//! itself (no handle table between, as the kernel's `zswap_entry` keeps its
+//! zsmalloc handle), so compaction asks the slots where the objects are and
+//! fixes each entry up when it moves the entry's object.
+//!
+//! What it guarantees, with the rule every race here follows (every change
+//! to a slot's entry happens under the slot's pin):
+//! - an object moves only while compaction holds its slot's pin (`try_pin`:
+//!   a slot being stored, loaded, invalidated or written back is left
+//!   alone, and so is its object's span), and the entry's new location is
+//!   written before the pin goes, so whoever pins the slot next reads the
+//!   object where it is;
+//! - a span is drained only when every object in it is claimed so, so no
+//!   load (which reads under its pin, without the class lock) can be
+//!   reading it;
+//! - a slot is pinned only for a moment: once to note its object's place
+//!   (the scan), once while its span is drained.
+
+use super::entry::{Data, Entry, Pin, SlotIndex};
+use super::tables::AreaRef;
+use super::Inner;
+use crate::store::{Loc, Owners, Placed};
+use crate::Item;
+
+/// The areas live when the compaction began; a placed object's owner is
+/// (area's position << 32 | offset).
+struct SlotOwners<'a> {
+    areas: &'a [AreaRef],
+    /// The pool being compacted.
+    pool: u16,
+}
+
+impl Owners for SlotOwners<'_> {
+    type Claim<'a>
+        = (Pin<'a>, Item<Entry>)
+    where
+        Self: 'a;
+
+    fn claim(&self, p: &Placed) -> Option<Self::Claim<'_>> {
+        let area = self.areas.get((p.owner >> 32) as usize)?;
+        let pin = area.slots.try_pin(p.owner as u32)?;
+        let entry = pin.entry()?;
+        match entry.data() {
+            // An object at the place the scan saw, of the length the move
+            // will copy: the same one, or one stored there since.
+            Data::Stored { pool, loc, len }
+                if pool == self.pool && loc == p.loc && len == p.len =>
+            {
+                Some((pin, entry))
+            }
+            _ => None,
+        }
+    }
+
+    fn relocate<'a>(&'a self, claim: &Self::Claim<'a>, to: Loc) {
+        claim.1.set_loc(to);
+    }
+}
+
+impl Inner {
+    /// Compacts every pool and gives each class's cached spans back;
+    /// returns the bytes of span memory given back.
+    pub(super) fn compact_pools(&self) -> usize {
+        let areas: Vec<AreaRef> = (0..self.areas.bound())
+            .filter_map(|i| self.area_at(i))
+            .collect();
+        // The stored objects by pool: (pool index, objects).
+        let mut by_pool: Vec<(u16, Vec<Placed>)> = Vec::new();
+        for (a, area) in areas.iter().enumerate() {
+            area.slots.for_each_allocated(|offset| {
+                let Some(pin) = area.slots.try_pin(offset) else {
+                    return; // busy: its span stays
+                };
+                let Some(Data::Stored { pool, loc, len }) = pin.entry().map(|e| e.data()) else {
+                    return;
+                };
+                let placed = Placed {
+                    loc,
+                    len,
+                    owner: (a as u64) << 32 | u64::from(offset),
+                };
+                match by_pool.iter_mut().find(|(p, _)| *p == pool) {
+                    Some((_, objects)) => objects.push(placed),
+                    None => by_pool.push((pool, vec![placed])),
+                }
+            });
+        }
+        let mut freed = 0;
+        self.pools.for_each(|p| {
+            let held = p.pool.footprint() + p.pool.cached_bytes();
+            if let Some((_, objects)) = by_pool.iter_mut().find(|(i, _)| *i == p.index) {
+                let owners = SlotOwners {
+                    areas: &areas,
+                    pool: p.index,
+                };
+                p.pool.compact_placed(objects, &owners);
+            }
+            p.pool.shrink_cache();
+            freed += held.saturating_sub(p.pool.footprint());
+        });
+        freed
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use crate::{
+        AreaId, GroupId, Groups, MemDevice, NodeId, PoolLimit, SwapSlot, Topology, Zswap,
+        ZswapConfig, PAGE_SIZE,
+    };
+
+    /// A page whose first 1,900 bytes are noise and the rest zeros: it
+    /// compresses to a little under 2 KiB, a class of two slots per page.
+    fn page(seed: u64) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..PAGE_SIZE)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                if i < 1900 {
+                    x as u8
+                } else {
+                    0
+                }
+            })
+            .collect()
+    }
+
+    fn slot(offset: u32) -> SwapSlot {
+        SwapSlot {
+            area: AreaId::new(0),
+            offset,
+        }
+    }
+
+    fn zswap(groups: &Groups) -> Zswap {
+        let cfg = ZswapConfig::default()
+            .shrink_worker(false)
+            .topology(Topology::single())
+            .max_pool(PoolLimit::Bytes(1 << 30));
+        let z = Zswap::new(cfg, groups).unwrap();
+        z.swapon(Box::new(MemDevice::new(8))).unwrap();
+        z
+    }
+
+    /// Spans 0 {page 1} and 1 {page 3} (page 2 invalidated).
+    fn fragmented(z: &Zswap) {
+        for i in 1..=3 {
+            assert!(z
+                .store(slot(i), &page(i.into()), GroupId::ROOT, NodeId::ZERO)
+                .unwrap());
+        }
+        assert_eq!(
+            z.stats().pool_total_size,
+            2 * PAGE_SIZE as u64,
+            "two per page"
+        );
+        z.invalidate(slot(2)).unwrap();
+    }
+
+    fn load(z: &Zswap, i: u32) {
+        let mut back = vec![0; PAGE_SIZE];
+        assert!(z.load(slot(i), &mut back).unwrap());
+        assert!(back == page(i.into()), "page {i} read back whole");
+    }
+
+    /// An object whose slot is pinned (a load, a store, a writeback in
+    /// progress) is not moved, and neither is the rest of its span; once
+    /// the pins go, the next pass merges the two spans and every page reads
+    /// back from where its entry now says.
+    #[test]
+    fn pinned_slots_keep_their_spans_and_moved_entries_follow() {
+        let groups = Groups::new();
+        let z = zswap(&groups);
+        fragmented(&z);
+        let area = z.inner.area_at(0).unwrap();
+        let pins = [
+            area.slots.try_pin(1).unwrap(),
+            area.slots.try_pin(3).unwrap(),
+        ];
+        assert_eq!(z.compact(), 0, "both spans are held");
+        assert_eq!(z.stats().pool_total_size, 2 * PAGE_SIZE as u64);
+        drop(pins);
+        assert_eq!(z.compact(), PAGE_SIZE);
+        assert_eq!(z.stats().pool_total_size, PAGE_SIZE as u64);
+        load(&z, 1);
+        load(&z, 3);
+        assert_eq!(z.stats().pool_total_size, 0);
+    }
+
+    /// One pinned object keeps only its own span: the other span's object
+    /// moves in beside it.
+    #[test]
+    fn one_pinned_slot_still_lets_the_other_span_drain() {
+        let groups = Groups::new();
+        let z = zswap(&groups);
+        fragmented(&z);
+        let area = z.inner.area_at(0).unwrap();
+        let pin = area.slots.try_pin(1).unwrap();
+        assert_eq!(z.compact(), PAGE_SIZE);
+        drop(pin);
+        load(&z, 3);
+        load(&z, 1);
+    }
+}
