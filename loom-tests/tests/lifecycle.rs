@@ -133,9 +133,11 @@ fn swapoff_and_reuse_vs_writeback() {
 }
 
 /// A load decompressing without the class lock while compaction empties
-/// spans of the same class: the load's span is skipped (its reader count),
-/// so no move or span free writes bytes being read (the spans' loom
-/// cells), and every page reads back.
+/// spans of the same class: the load holds its slot's pin, which
+/// compaction needs to claim the object, and a span is drained only when
+/// all its objects are claimed, so no move or span free writes bytes being
+/// read (the spans' loom cells); a moved object's entry says where it went,
+/// and every page reads back.
 #[test]
 fn load_vs_compaction() {
     model("load_vs_compaction", || {

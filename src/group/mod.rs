@@ -416,11 +416,10 @@ impl Groups {
         if id.index() >= self.inner.len.load(Ordering::Acquire) as usize {
             return Err(Error::UnknownGroup(id));
         }
-        let info = self
-            .inner
-            .infos
-            .get(id.index())
-            .ok_or(Error::UnknownGroup(id))?;
+        // Not `ok_or`: a load counted the drop of an unused error here.
+        let Some(info) = self.inner.infos.get(id.index()) else {
+            return Err(Error::UnknownGroup(id));
+        };
         let life = info.life.load(Ordering::Acquire);
         if (life >> 32) as u32 != id.generation() || life & REFS == 0 {
             return Err(Error::UnknownGroup(id));

@@ -216,28 +216,29 @@ impl Compressor {
     /// Decompresses `src` into all of `dst`: exactly `dst.len()` bytes, or
     /// [`Error::Decompress`]. Never panics, whatever `src` holds.
     pub fn decompress(&self, src: &[u8], dst: &mut [u8]) -> Result<(), Error> {
-        let fail = Error::Decompress(self.family());
+        // Built only on failure: a load is on the hot path.
+        let fail = || Error::Decompress(self.family());
         let n = match *self {
             Compressor::None => {
                 if src.len() != dst.len() {
-                    return Err(fail);
+                    return Err(fail());
                 }
                 dst.copy_from_slice(src);
                 src.len()
             }
             Compressor::Lz4Flex => {
-                lz4_flex::block::decompress_into(src, dst).map_err(|_| fail.clone())?
+                lz4_flex::block::decompress_into(src, dst).map_err(|_| fail())?
             }
             #[cfg(feature = "liblz4")]
-            Compressor::Lz4C => lz4c::decompress(src, dst).ok_or(fail.clone())?,
+            Compressor::Lz4C => lz4c::decompress(src, dst).ok_or_else(fail)?,
             #[cfg(feature = "zstd")]
-            Compressor::Zstd { .. } => zstd_codec::decompress(src, dst).ok_or(fail.clone())?,
-            Compressor::Deflate { .. } => deflate::decompress(src, dst).ok_or(fail.clone())?,
+            Compressor::Zstd { .. } => zstd_codec::decompress(src, dst).ok_or_else(fail)?,
+            Compressor::Deflate { .. } => deflate::decompress(src, dst).ok_or_else(fail)?,
         };
         if n == dst.len() {
             Ok(())
         } else {
-            Err(fail)
+            Err(fail())
         }
     }
 

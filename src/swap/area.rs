@@ -310,7 +310,7 @@ impl<T> SwapArea<T> {
     pub fn free(&self, offset: u32) -> Result<(), Error> {
         self.check(offset)?;
         let cluster = self.clusters.load(offset);
-        let state = Self::state_in(&cluster, offset).ok_or(self.not_allocated(offset))?;
+        let state = Self::state_in(&cluster, offset).ok_or_else(|| self.not_allocated(offset))?;
         let mut s = state.load(Ordering::Acquire);
         loop {
             if s & ALLOCATED == 0 || s & DYING != 0 {

@@ -162,9 +162,10 @@ impl Inner {
 
     /// The live area `id` (of its generation, and not swapped off).
     pub(super) fn area(&self, id: AreaId) -> Result<AreaRef, Error> {
-        self.area_at(id.index())
-            .filter(|a| a.slots.id() == id && !a.slots.is_closed())
-            .ok_or(Error::UnknownArea(id))
+        match self.area_at(id.index()) {
+            Some(a) if a.slots.id() == id && !a.slots.is_closed() => Ok(a),
+            _ => Err(Error::UnknownArea(id)),
+        }
     }
 
     /// The area now at index `index`, whatever its generation (writeback of
