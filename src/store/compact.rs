@@ -12,13 +12,14 @@
 //!
 //! - a pool of handles ([`Class::compact`]) groups its live objects by span
 //!   with one scan of its handle table (a counting sort), and rewrites the
-//!   table's entries as it moves them; a span being read without the lock
-//!   is left for one more try at the end of the pass;
+//!   table's entries as it moves them (its reads hold the class lock, so
+//!   none sees an object mid-move);
 //! - a pool whose owner keeps the objects' locations itself (zswap:
 //!   [`Class::compact_placed`]) is told them by the owner, which claims
 //!   each object of a source before its move and records the new location
 //!   under the claim. A source is drained only if every object in it is
-//!   claimed, so nobody can be reading it.
+//!   claimed, so nobody can be reading it; one with an object the owner
+//!   could not claim (busy) gets one more try at the end of the pass.
 
 use super::class::{relist, unlist, Class, Inner, Step, BUCKETS, UNLISTED};
 use super::placed::{Loc, Owners, Placed};
@@ -28,8 +29,7 @@ use crate::sync::{AtomicUsize, Ordering};
 /// What draining one span came to.
 enum SpanStep {
     Moved(Step),
-    /// A read without the lock is on it (or on a span sharing its counter),
-    /// or one of its objects could not be claimed.
+    /// One of its objects could not be claimed (its owner is using it).
     Busy,
     /// The other spans cannot take its objects: the pass is over.
     NoRoom,
@@ -194,9 +194,8 @@ impl Class {
     }
 
     /// Takes span `src` out of the table to drain it, if it is still
-    /// partial, nobody reads it without the lock, the other partial spans
-    /// have room for its objects, and (for placed objects) it holds exactly
-    /// `claimed` of them.
+    /// partial, the other partial spans have room for its objects, and
+    /// (for placed objects) it holds exactly the `claimed` ones.
     fn take_source(
         &self,
         inner: &mut Inner,
