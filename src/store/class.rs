@@ -82,9 +82,8 @@ impl Entry {
 
 /// What the class lock protects.
 pub(super) struct Inner {
-    /// Slots per span (the class's packing, kept here for the free
-    /// functions below).
-    pub(super) slots: u16,
+    /// Slots of all its spans (a span's own count: tails may be short).
+    pub(super) capacity: usize,
     pub(super) spans: Vec<Option<Span>>,
     free_span_ids: Vec<u32>,
     pub(super) buckets: [Vec<u32>; BUCKETS],
@@ -118,7 +117,7 @@ impl Inner {
 /// One size class.
 pub(super) struct Class {
     pub(super) packing: Packing,
-    span_bytes: usize,
+    pub(super) span_bytes: usize,
     cache_cap: usize,
     pub(super) inner: Mutex<Inner>,
     // Counters written only under `inner`'s lock (see `add_locked`) and
@@ -150,6 +149,14 @@ pub(super) struct Step {
     pub(super) freed_spans: usize,
 }
 
+impl Step {
+    /// Counts `other` in too.
+    pub(super) fn add(&mut self, other: Step) {
+        self.moved += other.moved;
+        self.freed_spans += other.freed_spans;
+    }
+}
+
 impl Class {
     pub(super) fn new(packing: Packing, page: usize, cache_cap: usize) -> Self {
         Class {
@@ -157,7 +164,7 @@ impl Class {
             span_bytes: packing.pages * page,
             cache_cap,
             inner: Mutex::new(Inner {
-                slots: packing.slots as u16,
+                capacity: 0,
                 spans: Vec::new(),
                 free_span_ids: Vec::new(),
                 buckets: Default::default(),
@@ -240,14 +247,13 @@ impl Class {
             .find_map(|b| inner.buckets[b].last().copied())
         {
             Some(sid) => sid,
-            None => self.new_span(inner, footprint)?,
+            None => self.new_span(inner, self.span_bytes, footprint)?,
         };
-        let slots = inner.slots;
         let span = inner.spans[sid as usize]
             .as_mut()
             .expect("listed spans exist");
         let slot = span
-            .take_slot(slots, self.packing.slot)
+            .take_slot(self.packing.slot)
             .expect("listed spans have a free slot");
         let off = usize::from(slot) * self.packing.slot;
         // Either way the object's `len` bytes are now written: the span
@@ -285,20 +291,38 @@ impl Class {
         sub_locked(&self.bytes_used, len);
     }
 
-    fn new_span(&self, inner: &mut Inner, footprint: &AtomicUsize) -> Result<u32, Error> {
+    /// Makes a span of `bytes` (the class's length, or a shorter whole
+    /// number of pages for a tail, `Class::fit_tail`) and lists it empty;
+    /// returns its id.
+    pub(super) fn new_span(
+        &self,
+        inner: &mut Inner,
+        bytes: usize,
+        footprint: &AtomicUsize,
+    ) -> Result<u32, Error> {
         let sid = match inner.free_span_ids.last() {
             Some(&sid) => sid,
             None if inner.spans.len() < MAX_SPANS => inner.spans.len() as u32,
             None => return Err(Error::AllocFail),
         };
-        let mut span = match inner.cache.pop() {
+        // The cache holds spans of the class's length only.
+        let cached = if bytes == self.span_bytes {
+            inner.cache.pop()
+        } else {
+            None
+        };
+        let mut span = match cached {
             Some(span) => {
                 sub_locked(&self.cached, self.span_bytes);
                 span
             }
-            None => Span::new(SpanMem::alloc(self.span_bytes, SPAN_ALIGN).ok_or(Error::AllocFail)?),
+            None => {
+                let mem = SpanMem::alloc(bytes, SPAN_ALIGN).ok_or(Error::AllocFail)?;
+                Span::new(mem, (bytes / self.packing.slot) as u16)
+            }
         };
-        footprint.fetch_add(self.span_bytes, Ordering::Relaxed);
+        footprint.fetch_add(bytes, Ordering::Relaxed);
+        inner.capacity += usize::from(span.slots);
         span.bucket = UNLISTED;
         if inner.free_span_ids.pop().is_none() {
             grow_gently(&mut inner.spans);
@@ -404,8 +428,10 @@ impl Class {
         // Under loom: nobody may be reading the span's bytes now.
         span.mem.token().write_now();
         inner.free_span_ids.push(sid);
-        footprint.fetch_sub(self.span_bytes, Ordering::Relaxed);
-        if inner.cache.len() < self.cache_cap {
+        let bytes = span.mem.len();
+        footprint.fetch_sub(bytes, Ordering::Relaxed);
+        inner.capacity -= usize::from(span.slots);
+        if bytes == self.span_bytes && inner.cache.len() < self.cache_cap {
             let mut span = span;
             span.reset();
             inner.cache.push(span);
@@ -441,8 +467,8 @@ impl Class {
     /// cache, recounted under the lock.
     pub(super) fn span_bytes_held(&self) -> (usize, usize) {
         let g = self.inner.lock();
-        let in_use = g.spans.iter().filter(|s| s.is_some()).count();
-        (in_use * self.span_bytes, g.cache.len() * self.span_bytes)
+        let in_use = g.spans.iter().flatten().map(|s| s.mem.len()).sum();
+        (in_use, g.cache.len() * self.span_bytes)
     }
 }
 
@@ -498,12 +524,12 @@ fn grow_gently<T>(v: &mut Vec<T>) {
     }
 }
 
-/// The bucket a span of `slots` slots belongs in: `UNLISTED` when full.
-fn bucket_of(span: &Span, slots: u16) -> u8 {
-    if span.is_full(slots) {
+/// The bucket a span belongs in: `UNLISTED` when full.
+fn bucket_of(span: &Span) -> u8 {
+    if span.is_full() {
         UNLISTED
     } else {
-        (usize::from(span.inuse) * BUCKETS / usize::from(slots)) as u8
+        (usize::from(span.inuse) * BUCKETS / usize::from(span.slots)) as u8
     }
 }
 
@@ -531,7 +557,7 @@ pub(super) fn relist(inner: &mut Inner, sid: u32) {
     let span = inner.spans[sid as usize]
         .as_ref()
         .expect("relisting a live span");
-    let want = bucket_of(span, inner.slots);
+    let want = bucket_of(span);
     if want == span.bucket {
         return;
     }

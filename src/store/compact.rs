@@ -20,6 +20,12 @@
 //!   under the claim. A source is drained only if every object in it is
 //!   claimed, so nobody can be reading it; one with an object the owner
 //!   could not claim (busy) gets one more try at the end of the pass.
+//!
+//! After the pass, the emptiest partial span left (the class's tail) is
+//! drained once more if a shorter span would hold what the other partial
+//! spans have no room for: that span is made first ([`Class::open_tail`]),
+//! so every class's tail costs the pages it needs rather than a whole span
+//! of the class's length.
 
 use super::class::{relist, unlist, Class, Inner, Step, BUCKETS, UNLISTED};
 use super::placed::{Loc, Owners, Placed};
@@ -47,9 +53,20 @@ impl Class {
             let g = self.inner.lock();
             (ObjectsBySpan::scan(&g), emptiest_first(&g))
         };
-        self.pass(candidates, |src, took| {
+        let mut step = self.pass(candidates, |src, took| {
             self.drain_handles(src, &by_span, footprint, took)
-        })
+        });
+        if let Some((src, dst)) = self.open_tail(footprint) {
+            // The pass moved objects into the tail: find them again.
+            let by_span = ObjectsBySpan::scan(&self.inner.lock());
+            if let SpanStep::Moved(s) =
+                self.drain_handles(src, &by_span, footprint, &mut Vec::new())
+            {
+                step.add(s);
+            }
+            self.close_tail(dst, footprint);
+        }
+        step
     }
 
     /// Compacts a class whose owner keeps its objects' locations: `objects`
@@ -65,11 +82,72 @@ impl Class {
         footprint: &AtomicUsize,
     ) -> Step {
         let candidates = emptiest_first(&self.inner.lock());
-        self.pass(candidates, |src, took| {
+        let of_span = |src: u32| {
             let lo = objects.partition_point(|o| o.loc.span() < src);
             let hi = objects.partition_point(|o| o.loc.span() <= src);
-            self.drain_placed(class, src, &objects[lo..hi], owners, footprint, took)
-        })
+            &objects[lo..hi]
+        };
+        // Where the pass moved objects to, for the tail below.
+        let mut moved = Vec::new();
+        let mut step = self.pass(candidates, |src, took| {
+            self.drain_placed(
+                class,
+                src,
+                of_span(src),
+                owners,
+                footprint,
+                took,
+                &mut moved,
+            )
+        });
+        if let Some((src, dst)) = self.open_tail(footprint) {
+            let mut listed = of_span(src).to_vec();
+            listed.extend(moved.iter().filter(|o| o.loc.span() == src));
+            listed.sort_unstable_by_key(|o| o.loc);
+            let (took, mut again) = (&mut Vec::new(), Vec::new());
+            if let SpanStep::Moved(s) =
+                self.drain_placed(class, src, &listed, owners, footprint, took, &mut again)
+            {
+                step.add(s);
+            }
+            self.close_tail(dst, footprint);
+        }
+        step
+    }
+
+    /// After a pass, when the class's emptiest partial span (the tail)
+    /// could not be drained for want of room, and a span shorter than it
+    /// would make up that room: makes that span, empty and listed, so that
+    /// draining the tail fills the other partial spans and puts what is
+    /// left into it (every class keeps a partly filled span; a short one
+    /// wastes less). Returns (tail, new span); `None` if there is nothing
+    /// to gain.
+    fn open_tail(&self, footprint: &AtomicUsize) -> Option<(u32, u32)> {
+        let mut g = self.inner.lock();
+        let inner = &mut *g;
+        let &src = inner.buckets.iter().flatten().next()?;
+        let span = inner.spans[src as usize].as_ref()?;
+        let page = self.span_bytes / self.packing.pages;
+        let (pages, objects) = (span.mem.len() / page, usize::from(span.inuse));
+        // Free slots in the other partial spans.
+        let room = inner
+            .capacity
+            .saturating_sub(self.objects.load(Ordering::Relaxed))
+            .saturating_sub(usize::from(span.slots) - objects);
+        let short = objects.checked_sub(room).filter(|&n| n > 0)?;
+        let fit = (1..pages).find(|l| l * page / self.packing.slot >= short)?;
+        let dst = self.new_span(inner, fit * page, footprint).ok()?;
+        Some((src, dst))
+    }
+
+    /// Gives the span [`open_tail`](Self::open_tail) made back if the tail
+    /// could not be drained into it (a busy object, a store into the tail
+    /// meanwhile) and nothing was stored into it either.
+    fn close_tail(&self, dst: u32, footprint: &AtomicUsize) {
+        let mut g = self.inner.lock();
+        if matches!(&g.spans[dst as usize], Some(span) if span.inuse == 0) {
+            self.release_span(&mut g, dst, footprint);
+        }
     }
 
     /// One pass over `candidates` (emptiest first): `drain(src, took)`
@@ -99,10 +177,7 @@ impl Class {
                 continue;
             }
             match drain(src, &mut took) {
-                SpanStep::Moved(step) => {
-                    total.moved += step.moved;
-                    total.freed_spans += step.freed_spans;
-                }
+                SpanStep::Moved(step) => total.add(step),
                 SpanStep::Busy => busy.push(src),
                 SpanStep::NoRoom => break,
                 SpanStep::Gone => {}
@@ -153,7 +228,9 @@ impl Class {
 
     /// Empties span `src` of a class of placed objects, whose `listed`
     /// objects the owner found there: claims each (outside the lock), and
-    /// moves them only if they are all of the span's objects.
+    /// moves them only if they are all of the span's objects; adds each
+    /// moved object, at its new place, to `moved`.
+    #[allow(clippy::too_many_arguments)]
     fn drain_placed<O: Owners>(
         &self,
         class: usize,
@@ -162,6 +239,7 @@ impl Class {
         owners: &O,
         footprint: &AtomicUsize,
         took: &mut Vec<u32>,
+        moved: &mut Vec<Placed>,
     ) -> SpanStep {
         let mut claims = Vec::with_capacity(listed.len());
         for o in listed {
@@ -181,7 +259,9 @@ impl Class {
             for (o, claim) in &claims {
                 let (span, slot) =
                     self.move_one(inner, &mut from, o.loc.slot(), u32::from(o.len), took);
-                owners.relocate(claim, Loc::new(class, span, slot));
+                let loc = Loc::new(class, span, slot);
+                owners.relocate(claim, loc);
+                moved.push(Placed { loc, ..**o });
                 step.moved += 1;
             }
         });
@@ -202,9 +282,10 @@ impl Class {
         src: u32,
         claimed: Option<usize>,
     ) -> Result<Span, SpanStep> {
-        let slots = inner.slots;
-        let need = match inner.spans.get(src as usize) {
-            Some(Some(span)) if span.bucket != UNLISTED => usize::from(span.inuse),
+        let (need, slots) = match inner.spans.get(src as usize) {
+            Some(Some(span)) if span.bucket != UNLISTED => {
+                (usize::from(span.inuse), usize::from(span.slots))
+            }
             // Given back, or full, since the scan.
             _ => return Err(SpanStep::Gone),
         };
@@ -214,11 +295,11 @@ impl Class {
         }
         // Free slots outside `src`: full spans have none, so this is every
         // free slot of the class less the source's own.
-        let spans = self.spans.load(Ordering::Relaxed);
         let objects = self.objects.load(Ordering::Relaxed);
-        let room = (spans * usize::from(slots))
+        let room = inner
+            .capacity
             .saturating_sub(objects)
-            .saturating_sub(usize::from(slots) - need);
+            .saturating_sub(slots - need);
         if need == 0 || room < need {
             return Err(SpanStep::NoRoom);
         }
@@ -241,7 +322,7 @@ impl Class {
         len: u32,
         took: &mut Vec<u32>,
     ) -> (u32, u16) {
-        let (slots, slot_size) = (inner.slots, self.packing.slot);
+        let slot_size = self.packing.slot;
         let dst_sid = (0..BUCKETS)
             .rev()
             .find_map(|b| inner.buckets[b].last().copied())
@@ -250,7 +331,7 @@ impl Class {
             .as_mut()
             .expect("listed spans exist");
         let new_slot = dst
-            .take_slot(slots, slot_size)
+            .take_slot(slot_size)
             .expect("listed spans have a free slot");
         // SAFETY: the source is a live object's `len` bytes, written when
         // it was stored or last moved; the copy writes the same range of
@@ -339,4 +420,47 @@ impl ObjectsBySpan {
 /// The partial spans, emptiest first (the order compaction drains them).
 fn emptiest_first(inner: &Inner) -> Vec<u32> {
     inner.buckets.iter().flatten().copied().collect()
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use crate::{PoolConfig, ZsPool};
+
+    /// 3,620-byte objects: a class of 9 slots in 8-page spans.
+    fn obj(i: usize) -> Vec<u8> {
+        (0..3620).map(|j| (i * 31 + j) as u8).collect()
+    }
+
+    /// A pass that stops for want of room leaves two partial spans; the
+    /// tail is then drained into the other and a 2-page span instead of
+    /// staying an 8-page one, and every object reads back.
+    #[test]
+    fn the_tail_moves_into_a_span_that_fits_it() {
+        let pool = ZsPool::new(PoolConfig::default()).unwrap();
+        let span = 8 * 4096;
+        let handles: Vec<_> = (0..27).map(|i| pool.insert(&obj(i)).unwrap()).collect();
+        assert_eq!(pool.footprint(), 3 * span, "three full spans");
+        // Keep 5 of the first span, 4 of the second, 2 of the third.
+        let keep = |i: usize| i % 9 < [5, 4, 2][i / 9];
+        for (i, &h) in handles.iter().enumerate() {
+            if !keep(i) {
+                pool.free(h).unwrap();
+            }
+        }
+        pool.compact();
+        // The third drains into the first (7 of 9); the second (4) does
+        // not fit in the first's 2 free slots, so it goes 2 there and 2
+        // into a new 2-page span.
+        assert_eq!(pool.footprint(), span + 2 * 4096);
+        assert_eq!(pool.stats().objects, 11);
+        for (i, &h) in handles.iter().enumerate() {
+            if keep(i) {
+                assert_eq!(pool.read(h, <[u8]>::to_vec).unwrap(), obj(i));
+                pool.free(h).unwrap();
+            }
+        }
+        assert_eq!(pool.footprint(), 0);
+        // The short span is not cached as one of the class's own.
+        assert_eq!(pool.cached_bytes(), span);
+    }
 }

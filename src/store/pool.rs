@@ -4,7 +4,9 @@
 //! size classes; each class packs equal slots into spans of 1–8 pages chosen
 //! to waste least (`get_pages_per_zspage`, taking the shortest span within
 //! 2 % of the best), and neighbouring sizes that pack alike share one
-//! class. A [`Handle`] is opaque and survives compaction.
+//! class; compaction may leave a class's last partly filled span shorter
+//! (only as long as its objects need). A [`Handle`] is opaque and survives
+//! compaction.
 //!
 //! What it guarantees:
 //! - Locking is per class: nothing on alloc, write, read or free takes a

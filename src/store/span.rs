@@ -225,6 +225,9 @@ pub(super) struct Span {
     /// Slots `fresh..` have never been handed out.
     fresh: u16,
     pub(super) inuse: u16,
+    /// Slots it has: its class's, or fewer for a short tail span that
+    /// compaction made (`Class::fit_tail`).
+    pub(super) slots: u16,
     /// Fullness bucket (maintained by the class).
     pub(super) bucket: u8,
     /// Position in the bucket (maintained by the class).
@@ -232,24 +235,26 @@ pub(super) struct Span {
 }
 
 impl Span {
-    pub(super) fn new(mem: SpanMem) -> Self {
+    pub(super) fn new(mem: SpanMem, slots: u16) -> Self {
         Span {
             mem,
             free_head: NO_SLOT,
             fresh: 0,
             inuse: 0,
+            slots,
             bucket: 0,
             pos: 0,
         }
     }
 
-    /// Whether all `slots` are in use.
-    pub(super) fn is_full(&self, slots: u16) -> bool {
-        self.free_head == NO_SLOT && self.fresh == slots
+    /// Whether all its slots are in use.
+    pub(super) fn is_full(&self) -> bool {
+        self.free_head == NO_SLOT && self.fresh == self.slots
     }
 
-    /// Takes a free slot of a span of `slots` slots of `size` bytes.
-    pub(super) fn take_slot(&mut self, slots: u16, size: usize) -> Option<u16> {
+    /// Takes a free slot (its slots are `size` bytes).
+    pub(super) fn take_slot(&mut self, size: usize) -> Option<u16> {
+        let slots = self.slots;
         let slot = if self.free_head != NO_SLOT {
             let slot = self.free_head;
             // SAFETY: a slot on the free list had its link written by
@@ -441,15 +446,15 @@ mod tests {
 
     #[test]
     fn slots_cycle_through_the_free_list() {
-        let mut s = Span::new(SpanMem::alloc(256, 256).unwrap());
-        let taken: Vec<_> = (0..4).map(|_| s.take_slot(4, 64).unwrap()).collect();
+        let mut s = Span::new(SpanMem::alloc(256, 256).unwrap(), 4);
+        let taken: Vec<_> = (0..4).map(|_| s.take_slot(64).unwrap()).collect();
         assert_eq!(taken, vec![0, 1, 2, 3]);
-        assert!(s.is_full(4) && s.take_slot(4, 64).is_none());
+        assert!(s.is_full() && s.take_slot(64).is_none());
         s.put_slot(2, 64);
         s.put_slot(0, 64);
-        assert!(!s.is_full(4));
-        assert_eq!(s.take_slot(4, 64), Some(0));
-        assert_eq!(s.take_slot(4, 64), Some(2));
+        assert!(!s.is_full());
+        assert_eq!(s.take_slot(64), Some(0));
+        assert_eq!(s.take_slot(64), Some(2));
         assert_eq!(s.inuse, 4);
         assert!(std::mem::size_of::<Span>() <= 32);
     }

@@ -112,13 +112,18 @@ mod tests {
     /// A page whose first 1,900 bytes are noise and the rest zeros: it
     /// compresses to a little under 2 KiB, a class of two slots per page.
     fn page(seed: u64) -> Vec<u8> {
+        noisy(seed, 1900)
+    }
+
+    /// A page whose first `noise` bytes are noise and the rest zeros.
+    fn noisy(seed: u64, noise: usize) -> Vec<u8> {
         let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
         (0..PAGE_SIZE)
             .map(|i| {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                if i < 1900 {
+                if i < noise {
                     x as u8
                 } else {
                     0
@@ -202,5 +207,57 @@ mod tests {
         drop(pin);
         load(&z, 3);
         load(&z, 1);
+    }
+
+    /// The tail fitting of `store/compact.rs` on placed objects: pages
+    /// that compress to about 3.6 KiB (a class of 9 slots in 8-page
+    /// spans), three spans of them stored, `kept[i]` of the `i`th kept;
+    /// after compaction the pool holds `pages` pages, and every page reads
+    /// back.
+    fn tail_fits(kept: [u64; 3], pages: u64) {
+        let groups = Groups::new();
+        let cfg = ZswapConfig::default()
+            .shrink_worker(false)
+            .topology(Topology::single())
+            .max_pool(PoolLimit::Bytes(1 << 30));
+        let z = Zswap::new(cfg, &groups).unwrap();
+        z.swapon(Box::new(MemDevice::new(32))).unwrap();
+        for i in 0..27 {
+            let page = noisy(i, 3580);
+            assert!(z
+                .store(slot(i as u32), &page, GroupId::ROOT, NodeId::ZERO)
+                .unwrap());
+        }
+        let span = 8 * PAGE_SIZE as u64;
+        assert_eq!(z.stats().pool_total_size, 3 * span, "three full spans");
+        let keep = |i: u64| i % 9 < kept[(i / 9) as usize];
+        for i in (0..27).filter(|&i| !keep(i)) {
+            z.invalidate(slot(i as u32)).unwrap();
+        }
+        z.compact();
+        assert_eq!(z.stats().pool_total_size, pages * PAGE_SIZE as u64);
+        let mut back = vec![0; PAGE_SIZE];
+        for i in (0..27).filter(|&i| keep(i)) {
+            assert!(z.load(slot(i as u32), &mut back).unwrap());
+            assert!(back == noisy(i, 3580), "page {i} read back whole");
+        }
+        assert_eq!(z.stats().pool_total_size, 0);
+    }
+
+    /// 5, 4 and 2 kept: the third span drains into the first, the second
+    /// does not fit in the first's two free slots, so it fills them and
+    /// puts the rest into a new 2-page span (8 + 2 pages, not 16).
+    #[test]
+    fn a_tail_that_did_not_fit_moves_into_a_short_span() {
+        tail_fits([5, 4, 2], 8 + 2);
+    }
+
+    /// 2, 2 and 1 kept: the pass drains the third and then the second into
+    /// the first, which is left the one partial span, with objects it took
+    /// in this pass (found from the pass's own moves, not the scan): they
+    /// all move into a 5-page span.
+    #[test]
+    fn a_tail_that_took_objects_in_the_pass_moves_too() {
+        tail_fits([2, 2, 1], 5);
     }
 }
