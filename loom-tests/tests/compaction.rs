@@ -48,17 +48,24 @@ fn noisy(seed: u64, noise: usize) -> Vec<u8> {
         .collect()
 }
 
+/// A zswap with no worker, one node, no pool limit to speak of, and a
+/// memory device of `slots` slots.
+fn zswap(groups: &Groups, slots: u64) -> Zswap {
+    let cfg = ZswapConfig::default()
+        .shrink_worker(false)
+        .topology(Topology::single())
+        .max_pool(PoolLimit::Bytes(1 << 30));
+    let z = Zswap::new(cfg, groups).unwrap();
+    z.swapon(Box::new(MemDevice::new(slots))).unwrap();
+    z
+}
+
 /// A zswap whose one class holds page 1 in one span and page 3 in another
 /// (page 2, stored beside page 1, invalidated): compaction drains page 3's
 /// span (listed first of the two equally full) into page 1's.
 fn fragmented() -> (Groups, Arc<Zswap>) {
     let groups = Groups::new();
-    let cfg = ZswapConfig::default()
-        .shrink_worker(false)
-        .topology(Topology::single())
-        .max_pool(PoolLimit::Bytes(1 << 30));
-    let z = Zswap::new(cfg, &groups).unwrap();
-    z.swapon(Box::new(MemDevice::new(4))).unwrap();
+    let z = zswap(&groups, 4);
     for i in 1..=3 {
         assert!(z
             .store(slot(i), &page(i.into()), GroupId::ROOT, N0)
@@ -129,15 +136,12 @@ fn compaction_vs_invalidate_and_restore() {
 fn tail_fitting_vs_load() {
     model("tail_fitting_vs_load", || {
         let groups = Groups::new();
-        let cfg = ZswapConfig::default()
-            .shrink_worker(false)
-            .topology(Topology::single())
-            .max_pool(PoolLimit::Bytes(1 << 30));
-        let z = Zswap::new(cfg, &groups).unwrap();
-        z.swapon(Box::new(MemDevice::new(28))).unwrap();
+        let z = zswap(&groups, 28);
         let kept = |i: u32| i % 9 < [5, 4, 2][(i / 9) as usize];
         for i in 0..27 {
-            assert!(z.store(slot(i), &noisy(i.into(), 3580), GroupId::ROOT, N0).unwrap());
+            assert!(z
+                .store(slot(i), &noisy(i.into(), 3580), GroupId::ROOT, N0)
+                .unwrap());
         }
         for i in (0..27).filter(|&i| !kept(i)) {
             z.invalidate(slot(i)).unwrap();

@@ -292,7 +292,7 @@ impl Class {
     }
 
     /// Makes a span of `bytes` (the class's length, or a shorter whole
-    /// number of pages for a tail, `Class::fit_tail`) and lists it empty;
+    /// number of pages for a tail, `Class::open_tail`) and lists it empty;
     /// returns its id.
     pub(super) fn new_span(
         &self,

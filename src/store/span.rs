@@ -226,7 +226,7 @@ pub(super) struct Span {
     fresh: u16,
     pub(super) inuse: u16,
     /// Slots it has: its class's, or fewer for a short tail span that
-    /// compaction made (`Class::fit_tail`).
+    /// compaction made (`Class::open_tail`).
     pub(super) slots: u16,
     /// Fullness bucket (maintained by the class).
     pub(super) bucket: u8,

@@ -139,13 +139,13 @@ mod tests {
         }
     }
 
-    fn zswap(groups: &Groups) -> Zswap {
+    fn zswap(groups: &Groups, slots: u64) -> Zswap {
         let cfg = ZswapConfig::default()
             .shrink_worker(false)
             .topology(Topology::single())
             .max_pool(PoolLimit::Bytes(1 << 30));
         let z = Zswap::new(cfg, groups).unwrap();
-        z.swapon(Box::new(MemDevice::new(8))).unwrap();
+        z.swapon(Box::new(MemDevice::new(slots))).unwrap();
         z
     }
 
@@ -177,7 +177,7 @@ mod tests {
     #[test]
     fn pinned_slots_keep_their_spans_and_moved_entries_follow() {
         let groups = Groups::new();
-        let z = zswap(&groups);
+        let z = zswap(&groups, 8);
         fragmented(&z);
         let area = z.inner.area_at(0).unwrap();
         let pins = [
@@ -199,7 +199,7 @@ mod tests {
     #[test]
     fn one_pinned_slot_still_lets_the_other_span_drain() {
         let groups = Groups::new();
-        let z = zswap(&groups);
+        let z = zswap(&groups, 8);
         fragmented(&z);
         let area = z.inner.area_at(0).unwrap();
         let pin = area.slots.try_pin(1).unwrap();
@@ -216,12 +216,7 @@ mod tests {
     /// back.
     fn tail_fits(kept: [u64; 3], pages: u64) {
         let groups = Groups::new();
-        let cfg = ZswapConfig::default()
-            .shrink_worker(false)
-            .topology(Topology::single())
-            .max_pool(PoolLimit::Bytes(1 << 30));
-        let z = Zswap::new(cfg, &groups).unwrap();
-        z.swapon(Box::new(MemDevice::new(32))).unwrap();
+        let z = zswap(&groups, 32);
         for i in 0..27 {
             let page = noisy(i, 3580);
             assert!(z
