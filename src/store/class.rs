@@ -33,7 +33,7 @@ use crate::sync::{AtomicUsize, Mutex, Ordering};
 use crate::Error;
 
 /// Fullness buckets for partial spans.
-pub(super) const BUCKETS: usize = 8;
+const BUCKETS: usize = 8;
 /// Bucket value of a span listed in no bucket (full).
 pub(super) const UNLISTED: u8 = u8::MAX;
 
@@ -102,6 +102,23 @@ pub(super) struct Inner {
 }
 
 impl Inner {
+    /// The fullest partial span (the last listed of the fullest bucket):
+    /// where allocations and compaction's moves go.
+    pub(super) fn fullest_partial(&self) -> Option<u32> {
+        (0..BUCKETS)
+            .rev()
+            .find_map(|b| self.buckets[b].last().copied())
+    }
+
+    /// Free slots outside `span` (a partial span of the class with `objects`
+    /// objects in all): full spans have none, so this is every free slot
+    /// of the class less the span's own.
+    pub(super) fn room_beside(&self, span: &Span, objects: usize) -> usize {
+        self.capacity
+            .saturating_sub(objects)
+            .saturating_sub(usize::from(span.slots - span.inuse))
+    }
+
     pub(super) fn entry_at(&self, id: u32) -> Option<Entry> {
         let i = id as usize;
         Some(Entry::unpack(*self.handles.get(i)?, self.gen_hi[i]))
@@ -242,10 +259,7 @@ impl Class {
         data: Option<&[u8]>,
         footprint: &AtomicUsize,
     ) -> Result<(u32, u16), Error> {
-        let sid = match (0..BUCKETS)
-            .rev()
-            .find_map(|b| inner.buckets[b].last().copied())
-        {
+        let sid = match inner.fullest_partial() {
             Some(sid) => sid,
             None => self.new_span(inner, self.span_bytes, footprint)?,
         };

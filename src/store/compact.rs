@@ -27,7 +27,7 @@
 //! so every class's tail costs the pages it needs rather than a whole span
 //! of the class's length.
 
-use super::class::{relist, unlist, Class, Inner, Step, BUCKETS, UNLISTED};
+use super::class::{relist, unlist, Class, Inner, Step, UNLISTED};
 use super::placed::{Loc, Owners, Placed};
 use super::span::{Span, SpanMem};
 use crate::sync::{AtomicUsize, Ordering};
@@ -104,9 +104,10 @@ impl Class {
             let mut listed = of_span(src).to_vec();
             listed.extend(moved.iter().filter(|o| o.loc.span() == src));
             listed.sort_unstable_by_key(|o| o.loc);
-            let (took, mut again) = (&mut Vec::new(), Vec::new());
+            // Nothing drained after it: where it moves things is not kept.
+            let (took, moved) = (&mut Vec::new(), &mut Vec::new());
             if let SpanStep::Moved(s) =
-                self.drain_placed(class, src, &listed, owners, footprint, took, &mut again)
+                self.drain_placed(class, src, &listed, owners, footprint, took, moved)
             {
                 step.add(s);
             }
@@ -129,11 +130,7 @@ impl Class {
         let span = inner.spans[src as usize].as_ref()?;
         let page = self.span_bytes / self.packing.pages;
         let (pages, objects) = (span.mem.len() / page, usize::from(span.inuse));
-        // Free slots in the other partial spans.
-        let room = inner
-            .capacity
-            .saturating_sub(self.objects.load(Ordering::Relaxed))
-            .saturating_sub(usize::from(span.slots) - objects);
+        let room = inner.room_beside(span, self.objects.load(Ordering::Relaxed));
         let short = objects.checked_sub(room).filter(|&n| n > 0)?;
         let fit = (1..pages).find(|l| l * page / self.packing.slot >= short)?;
         let dst = self.new_span(inner, fit * page, footprint).ok()?;
@@ -282,10 +279,11 @@ impl Class {
         src: u32,
         claimed: Option<usize>,
     ) -> Result<Span, SpanStep> {
-        let (need, slots) = match inner.spans.get(src as usize) {
-            Some(Some(span)) if span.bucket != UNLISTED => {
-                (usize::from(span.inuse), usize::from(span.slots))
-            }
+        let (need, room) = match inner.spans.get(src as usize) {
+            Some(Some(span)) if span.bucket != UNLISTED => (
+                usize::from(span.inuse),
+                inner.room_beside(span, self.objects.load(Ordering::Relaxed)),
+            ),
             // Given back, or full, since the scan.
             _ => return Err(SpanStep::Gone),
         };
@@ -293,13 +291,6 @@ impl Class {
             // Stored into since the owner looked: it stays.
             return Err(SpanStep::Gone);
         }
-        // Free slots outside `src`: full spans have none, so this is every
-        // free slot of the class less the source's own.
-        let objects = self.objects.load(Ordering::Relaxed);
-        let room = inner
-            .capacity
-            .saturating_sub(objects)
-            .saturating_sub(slots - need);
         if need == 0 || room < need {
             return Err(SpanStep::NoRoom);
         }
@@ -323,10 +314,7 @@ impl Class {
         took: &mut Vec<u32>,
     ) -> (u32, u16) {
         let slot_size = self.packing.slot;
-        let dst_sid = (0..BUCKETS)
-            .rev()
-            .find_map(|b| inner.buckets[b].last().copied())
-            .expect("room was counted");
+        let dst_sid = inner.fullest_partial().expect("room was counted");
         let dst = inner.spans[dst_sid as usize]
             .as_mut()
             .expect("listed spans exist");
