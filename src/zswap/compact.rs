@@ -64,7 +64,13 @@ impl Inner {
         let areas: Vec<AreaRef> = (0..self.areas.bound())
             .filter_map(|i| self.area_at(i))
             .collect();
-        // The stored objects by pool: (pool index, objects).
+        let scanned = self.scan_placed(&areas);
+        self.compact_scanned(&areas, scanned)
+    }
+
+    /// Where `areas`' stored objects are, by pool: (pool index, objects),
+    /// each noted under a momentary pin; a busy slot is left out.
+    fn scan_placed(&self, areas: &[AreaRef]) -> Vec<(u16, Vec<Placed>)> {
         let mut by_pool: Vec<(u16, Vec<Placed>)> = Vec::new();
         for (a, area) in areas.iter().enumerate() {
             area.slots.for_each_allocated(|offset| {
@@ -85,12 +91,21 @@ impl Inner {
                 }
             });
         }
+        by_pool
+    }
+
+    /// Compacts every pool with the objects a [`scan_placed`] of `areas`
+    /// found: those that moved or went since are left where they are, by
+    /// the claim's re-check (`SlotOwners::claim`).
+    ///
+    /// [`scan_placed`]: Self::scan_placed
+    fn compact_scanned(&self, areas: &[AreaRef], mut by_pool: Vec<(u16, Vec<Placed>)>) -> usize {
         let mut freed = 0;
         self.pools.for_each(|p| {
             let held = p.pool.footprint() + p.pool.cached_bytes();
             if let Some((_, objects)) = by_pool.iter_mut().find(|(i, _)| *i == p.index) {
                 let owners = SlotOwners {
-                    areas: &areas,
+                    areas,
                     pool: p.index,
                 };
                 p.pool.compact_placed(objects, &owners);
@@ -104,6 +119,7 @@ impl Inner {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
+    use super::{Data, SlotIndex};
     use crate::{
         AreaId, GroupId, Groups, MemDevice, NodeId, PoolLimit, SwapSlot, Topology, Zswap,
         ZswapConfig, PAGE_SIZE,
@@ -237,6 +253,63 @@ mod tests {
             assert!(back == noisy(i, 3580), "page {i} read back whole");
         }
         assert_eq!(z.stats().pool_total_size, 0);
+    }
+
+    /// The claim's re-check: between the scan and the drain, two objects
+    /// of one span are freed and their pages stored again, each into the
+    /// other's place (a span's free slots go last in, first out), with the
+    /// same length. Each slot still holds an
+    /// object of the pool, and the span as many as the scan saw; only the
+    /// location the claim compares tells the scan's objects from these.
+    /// So the span stays, and every page reads back whole; a fresh scan
+    /// then drains it into a short span.
+    #[test]
+    fn objects_that_swapped_places_since_the_scan_stay() {
+        let groups = Groups::new();
+        let z = zswap(&groups, 16);
+        let page = |i: u32| noisy(i.into(), 3580);
+        let store = |i: u32| {
+            assert!(z
+                .store(slot(i), &page(i), GroupId::ROOT, NodeId::ZERO)
+                .unwrap());
+        };
+        // One span of nine (8 pages); 0, 1 and 2 kept.
+        (0..9).for_each(store);
+        for i in 3..9 {
+            z.invalidate(slot(i)).unwrap();
+        }
+        let areas = [z.inner.area_at(0).unwrap()];
+        let placed = |i: u32| match areas[0].slots.try_pin(i).unwrap().entry().unwrap().data() {
+            Data::Stored { loc, len, .. } => (loc, len),
+            Data::Same(_) => panic!("page {i} is stored"),
+        };
+        let scanned = z.inner.scan_placed(&areas);
+        let before = [placed(0), placed(1)];
+        assert_eq!(before[0].1, before[1].1, "two objects of one length");
+        z.invalidate(slot(0)).unwrap();
+        z.invalidate(slot(1)).unwrap();
+        store(0);
+        store(1);
+        assert_eq!(
+            [placed(0), placed(1)],
+            [before[1], before[0]],
+            "each in the other's place"
+        );
+        let span = 8 * PAGE_SIZE as u64;
+        assert_eq!(z.stats().pool_total_size, span);
+        z.inner.compact_scanned(&areas, scanned);
+        assert_eq!(
+            z.stats().pool_total_size,
+            span,
+            "the span stays: two of its objects are not the scan's"
+        );
+        assert!(z.compact() > 0, "a fresh scan drains it");
+        assert!(z.stats().pool_total_size < span);
+        let mut back = vec![0; PAGE_SIZE];
+        for i in 0..3 {
+            assert!(z.load(slot(i), &mut back).unwrap());
+            assert!(back == page(i), "page {i} read back whole");
+        }
     }
 
     /// 5, 4 and 2 kept: the third span drains into the first, the second
