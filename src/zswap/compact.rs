@@ -258,11 +258,11 @@ mod tests {
     /// The claim's re-check: between the scan and the drain, two objects
     /// of one span are freed and their pages stored again, each into the
     /// other's place (a span's free slots go last in, first out), with the
-    /// same length. Each slot still holds an
-    /// object of the pool, and the span as many as the scan saw; only the
-    /// location the claim compares tells the scan's objects from these.
-    /// So the span stays, and every page reads back whole; a fresh scan
-    /// then drains it into a short span.
+    /// same length. Each slot still holds an object of the pool, and the
+    /// span as many as the scan saw; only the location the claim compares
+    /// tells the scan's objects from these. So the span stays, and every
+    /// page reads back whole; a fresh scan then drains it into a short
+    /// span.
     #[test]
     fn objects_that_swapped_places_since_the_scan_stay() {
         let groups = Groups::new();
