@@ -21,3 +21,17 @@ pub fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
         runs.load(Ordering::Relaxed)
     );
 }
+
+/// A zswap with no worker, one node, no pool limit to speak of, and a
+/// memory device of `slots` slots: the setting the models of compaction
+/// and of what the crate gives back share.
+#[cfg(loom)]
+pub fn small_zswap(groups: &zswap::Groups, slots: u64) -> zswap::Zswap {
+    let cfg = zswap::ZswapConfig::default()
+        .shrink_worker(false)
+        .topology(zswap::Topology::single())
+        .max_pool(zswap::PoolLimit::Bytes(1 << 30));
+    let z = zswap::Zswap::new(cfg, groups).unwrap();
+    z.swapon(Box::new(zswap::MemDevice::new(slots))).unwrap();
+    z
+}

@@ -10,11 +10,8 @@
 
 use loom::sync::Arc;
 use loom::thread;
-use zswap::{
-    AreaId, GroupId, Groups, MemDevice, NodeId, PoolLimit, SwapSlot, Topology, Zswap, ZswapConfig,
-    PAGE_SIZE,
-};
-use zswap_loom_tests::model;
+use zswap::{AreaId, GroupId, Groups, NodeId, SwapSlot, Zswap, PAGE_SIZE};
+use zswap_loom_tests::{model, small_zswap};
 
 const N0: NodeId = NodeId::ZERO;
 
@@ -48,24 +45,12 @@ fn noisy(seed: u64, noise: usize) -> Vec<u8> {
         .collect()
 }
 
-/// A zswap with no worker, one node, no pool limit to speak of, and a
-/// memory device of `slots` slots.
-fn zswap(groups: &Groups, slots: u64) -> Zswap {
-    let cfg = ZswapConfig::default()
-        .shrink_worker(false)
-        .topology(Topology::single())
-        .max_pool(PoolLimit::Bytes(1 << 30));
-    let z = Zswap::new(cfg, groups).unwrap();
-    z.swapon(Box::new(MemDevice::new(slots))).unwrap();
-    z
-}
-
 /// A zswap whose one class holds page 1 in one span and page 3 in another
 /// (page 2, stored beside page 1, invalidated): compaction drains page 3's
 /// span (listed first of the two equally full) into page 1's.
 fn fragmented() -> (Groups, Arc<Zswap>) {
     let groups = Groups::new();
-    let z = zswap(&groups, 4);
+    let z = small_zswap(&groups, 4);
     for i in 1..=3 {
         assert!(z
             .store(slot(i), &page(i.into()), GroupId::ROOT, N0)
@@ -136,7 +121,7 @@ fn compaction_vs_invalidate_and_restore() {
 fn tail_fitting_vs_load() {
     model("tail_fitting_vs_load", || {
         let groups = Groups::new();
-        let z = zswap(&groups, 28);
+        let z = small_zswap(&groups, 28);
         let kept = |i: u32| i % 9 < [5, 4, 2][(i / 9) as usize];
         for i in 0..27 {
             assert!(z

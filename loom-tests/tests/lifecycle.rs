@@ -10,11 +10,8 @@
 
 use loom::sync::Arc;
 use loom::thread;
-use zswap::{
-    AreaId, Compressor, GroupId, Groups, MemDevice, NodeId, PoolLimit, SwapSlot, Topology, Zswap,
-    ZswapConfig, PAGE_SIZE,
-};
-use zswap_loom_tests::model;
+use zswap::{AreaId, Compressor, GroupId, Groups, MemDevice, NodeId, SwapSlot, Zswap, PAGE_SIZE};
+use zswap_loom_tests::{model, small_zswap};
 
 const N0: NodeId = NodeId::ZERO;
 
@@ -44,13 +41,7 @@ fn half_noise(tag: u8) -> Vec<u8> {
 }
 
 fn tiny(groups: &Groups, slots: u64) -> Arc<Zswap> {
-    let cfg = ZswapConfig::default()
-        .shrink_worker(false)
-        .topology(Topology::single())
-        .max_pool(PoolLimit::Bytes(1 << 30));
-    let z = Zswap::new(cfg, groups).unwrap();
-    z.swapon(Box::new(MemDevice::new(slots))).unwrap();
-    Arc::new(z)
+    Arc::new(small_zswap(groups, slots))
 }
 
 /// Two loads of the old pool's last two entries after a compressor
