@@ -27,6 +27,7 @@
 
 use std::collections::VecDeque;
 
+use super::handle::{Entry, ID_BITS, MAX_SPANS, RETIRED};
 use super::span::{Span, SpanMem, SPAN_ALIGN};
 use super::{Packing, ALIGN};
 use crate::sync::{AtomicUsize, Mutex, Ordering};
@@ -36,49 +37,6 @@ use crate::Error;
 const BUCKETS: usize = 8;
 /// Bucket value of a span listed in no bucket (full).
 pub(super) const UNLISTED: u8 = u8::MAX;
-
-// Entry layout: len (15 bits; 0 = free) | slot (12) | span (21) | the
-// generation's low 16 bits; its high bits sit in `Inner::gen_hi`.
-const LEN_BITS: u32 = 15;
-pub(super) const SLOT_BITS: u32 = 12;
-pub(super) const SPAN_BITS: u32 = 21;
-pub(super) const MAX_SPANS: usize = 1 << SPAN_BITS;
-
-/// Bits of a handle's generation.
-pub(super) const GEN_BITS: u32 = 28;
-/// Bits of a handle's id (its index in the class's handle table).
-pub(super) const ID_BITS: u32 = 28;
-/// A generation never handed out: the id is retired.
-const RETIRED: u32 = (1 << GEN_BITS) - 1;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Entry {
-    pub(super) len: u32,
-    pub(super) slot: u32,
-    pub(super) span: u32,
-    pub(super) gen: u32,
-}
-
-impl Entry {
-    /// The packed word; the generation's high bits go to `gen_hi`.
-    fn pack(self) -> (u64, u16) {
-        let word = u64::from(self.len)
-            | u64::from(self.slot) << LEN_BITS
-            | u64::from(self.span) << (LEN_BITS + SLOT_BITS)
-            | u64::from(self.gen & 0xffff) << (LEN_BITS + SLOT_BITS + SPAN_BITS);
-        (word, (self.gen >> 16) as u16)
-    }
-
-    fn unpack(v: u64, hi: u16) -> Self {
-        let mask = |bits: u32| (1u64 << bits) - 1;
-        Entry {
-            len: (v & mask(LEN_BITS)) as u32,
-            slot: (v >> LEN_BITS & mask(SLOT_BITS)) as u32,
-            span: (v >> (LEN_BITS + SLOT_BITS) & mask(SPAN_BITS)) as u32,
-            gen: (v >> (LEN_BITS + SLOT_BITS + SPAN_BITS)) as u32 | u32::from(hi) << 16,
-        }
-    }
-}
 
 /// What the class lock protects.
 pub(super) struct Inner {
@@ -596,18 +554,6 @@ pub(super) fn round_up(len: usize) -> usize {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-
-    #[test]
-    fn entries_round_trip() {
-        let e = Entry {
-            len: 16384,
-            slot: 4095,
-            span: (MAX_SPANS - 1) as u32,
-            gen: RETIRED,
-        };
-        let (word, hi) = e.pack();
-        assert_eq!(Entry::unpack(word, hi), e);
-    }
 
     /// An id whose generation is spent is retired, never wrapped: its
     /// last handle stays refused and a fresh id serves the next object.

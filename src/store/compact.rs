@@ -210,7 +210,7 @@ impl Class {
                 let (span, slot) = self.move_one(inner, &mut from, e.slot as u16, e.len, took);
                 inner.set_entry(
                     id,
-                    super::class::Entry {
+                    super::handle::Entry {
                         slot: u32::from(slot),
                         span,
                         ..e

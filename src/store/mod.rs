@@ -1,10 +1,12 @@
 //! The compressed object store: run-time chosen compressors ([`Compressor`])
 //! and a zsmalloc-like allocator ([`ZsPool`]) whose spans, size classes and
-//! compaction live in `span.rs` and `class.rs`.
+//! compaction live in `span.rs`, `class.rs` (with its handle table's
+//! format in `handle.rs`) and `compact.rs`.
 
 mod class;
 mod codec;
 mod compact;
+mod handle;
 #[cfg(not(loom))]
 pub(crate) mod heap;
 mod placed;

@@ -19,7 +19,8 @@
 
 use std::num::NonZeroU64;
 
-use super::class::{Class, SLOT_BITS, SPAN_BITS};
+use super::class::Class;
+use super::handle::{SLOT_BITS, SPAN_BITS};
 use super::pool::ZsPool;
 use crate::sync::LeakTracker;
 use crate::Error;

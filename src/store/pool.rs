@@ -36,7 +36,8 @@
 use std::fmt;
 use std::num::NonZeroU64;
 
-use super::class::{round_up, Class, Step, GEN_BITS, ID_BITS};
+use super::class::{round_up, Class, Step};
+use super::handle::{GEN_BITS, ID_BITS};
 use super::span::class_table;
 use crate::sync::{AtomicU64, AtomicUsize, LeakTracker, Ordering};
 use crate::Error;
