@@ -153,8 +153,9 @@ impl Groups {
     }
 
     /// Charges one stored page of `bytes` to `id` (or, if `id` is offline, to
-    /// its nearest online ancestor) and every ancestor; returns the group
-    /// actually charged, which holds a reference for the page until
+    /// its nearest online ancestor) and every ancestor, and counts `event`
+    /// (the store's `zswpout`) on the same walk up the tree; returns the
+    /// group actually charged, which holds a reference for the page until
     /// [`uncharge`](Self::uncharge) names it. Crate-private: the charges are
     /// the entries', and only the zswap that holds them may change them.
     pub(crate) fn charge(
@@ -162,6 +163,7 @@ impl Groups {
         id: GroupId,
         bytes: u64,
         incompressible: bool,
+        event: Option<GroupEvent>,
     ) -> Result<GroupId, Error> {
         let target = loop {
             let target = self.nearest_online(id)?;
@@ -171,43 +173,39 @@ impl Groups {
                 break target;
             }
         };
-        for g in self.ancestors(target)? {
-            let info = self.info(g)?;
+        for info in self.charged_path(target)? {
             info.zswap.fetch_add(bytes, Ordering::Relaxed);
             info.zswapped.fetch_add(1, Ordering::Relaxed);
             if incompressible {
                 info.zswap_incomp.fetch_add(1, Ordering::Relaxed);
             }
+            if let Some(e) = event {
+                counter(info, e).fetch_add(1, Ordering::Relaxed);
+            }
         }
         Ok(target)
     }
 
-    /// Undoes a [`charge`](Self::charge) of the group it returned. Saturates
-    /// at zero rather than wrapping if the caller uncharges more than it
-    /// charged.
+    /// Undoes a [`charge`](Self::charge) of the group it returned, counting
+    /// `event` (the load's `zswpin`, the writeback's `zswpwb`) on the same
+    /// walk, before the page's reference goes (the last one frees an
+    /// offline group, which could then count nothing). Saturates at zero
+    /// rather than wrapping if the caller uncharges more than it charged.
     pub(crate) fn uncharge(
         &self,
         id: GroupId,
         bytes: u64,
         incompressible: bool,
+        event: Option<GroupEvent>,
     ) -> Result<(), Error> {
-        /// A plain subtraction, repaired if it went below zero: charges and
-        /// uncharges pair up, so the repair is for a caller's bug only, and
-        /// the common case stays one atomic operation.
-        fn sub(a: &AtomicU64, n: u64) {
-            let prev = a.fetch_sub(n, Ordering::Relaxed);
-            if prev < n {
-                let _ = a.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-                    Some(if v > u64::MAX / 2 { 0 } else { v })
-                });
-            }
-        }
-        for g in self.ancestors(id)? {
-            let info = self.info(g)?;
-            sub(&info.zswap, bytes);
-            sub(&info.zswapped, 1);
+        for info in self.charged_path(id)? {
+            sub_saturating(&info.zswap, bytes);
+            sub_saturating(&info.zswapped, 1);
             if incompressible {
-                sub(&info.zswap_incomp, 1);
+                sub_saturating(&info.zswap_incomp, 1);
+            }
+            if let Some(e) = event {
+                counter(info, e).fetch_add(1, Ordering::Relaxed);
             }
         }
         // The page's reference: the last one frees an offline group.
@@ -215,17 +213,30 @@ impl Groups {
         Ok(())
     }
 
+    /// The records of `id` and of each ancestor up to the root, for a
+    /// caller that holds a reference on `id` (a charge). Only `id`'s record
+    /// is checked against its generation: a group holds a reference on its
+    /// parent, so the whole path stays the groups it was while the
+    /// caller's reference lives, and a parent's record is read by its
+    /// index, with no second lookup of each id (one walk, where
+    /// [`ancestors`](Self::ancestors) validates every step).
+    fn charged_path(&self, id: GroupId) -> Result<impl Iterator<Item = &GroupInfo>, Error> {
+        let first = self.info(id)?;
+        Ok(std::iter::successors(Some(first), move |info| {
+            let parent = info.parent_index()?;
+            Some(
+                self.inner
+                    .infos
+                    .get(parent as usize)
+                    .expect("a group's parent has a record"),
+            )
+        }))
+    }
+
     /// Counts `event` for `id` and every ancestor.
     pub(crate) fn count_event(&self, id: GroupId, event: GroupEvent) -> Result<(), Error> {
         for g in self.ancestors(id)? {
-            let info = self.info(g)?;
-            let c = match event {
-                GroupEvent::Zswpout => &info.zswpout,
-                GroupEvent::Zswpin => &info.zswpin,
-                GroupEvent::Zswpwb => &info.zswpwb,
-                GroupEvent::ZswpwbForeign => &info.zswpwb_foreign,
-            };
-            c.fetch_add(1, Ordering::Relaxed);
+            counter(self.info(g)?, event).fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -242,5 +253,27 @@ impl Groups {
             zswpwb: i.zswpwb.load(Ordering::Relaxed),
             zswpwb_foreign: i.zswpwb_foreign.load(Ordering::Relaxed),
         })
+    }
+}
+
+/// The counter of `event` in a group's record.
+fn counter(info: &GroupInfo, event: GroupEvent) -> &AtomicU64 {
+    match event {
+        GroupEvent::Zswpout => &info.zswpout,
+        GroupEvent::Zswpin => &info.zswpin,
+        GroupEvent::Zswpwb => &info.zswpwb,
+        GroupEvent::ZswpwbForeign => &info.zswpwb_foreign,
+    }
+}
+
+/// A plain subtraction, repaired if it went below zero: charges and
+/// uncharges pair up, so the repair is for a caller's bug only, and the
+/// common case stays one atomic operation.
+fn sub_saturating(a: &AtomicU64, n: u64) {
+    let prev = a.fetch_sub(n, Ordering::Relaxed);
+    if prev < n {
+        let _ = a.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+            Some(if v > u64::MAX / 2 { 0 } else { v })
+        });
     }
 }

@@ -30,7 +30,7 @@ fn offline_rules() {
     assert_eq!(g.offline(GroupId::ROOT), Err(Error::RootGroup));
     assert_eq!(g.offline(a), Err(Error::HasOnlineChildren(a)));
     // A charged page keeps b's record after its offline.
-    g.charge(b, 10, false).unwrap();
+    g.charge(b, 10, false, None).unwrap();
     g.offline(b).unwrap();
     assert_eq!(g.state(b), Ok(GroupState::Offline));
     assert_eq!(g.offline(b), Err(Error::GroupOffline(b)));
@@ -41,7 +41,7 @@ fn offline_rules() {
     assert_eq!(g.nearest_online(b).unwrap(), GroupId::ROOT);
     assert_eq!(g.live(), 3);
     // The last reference goes: b is freed, then a.
-    g.uncharge(b, 10, false).unwrap();
+    g.uncharge(b, 10, false, None).unwrap();
     assert_eq!(g.live(), 1);
     assert_eq!(g.state(b), Err(Error::UnknownGroup(b)));
     assert_eq!(g.state(a), Err(Error::UnknownGroup(a)));
@@ -91,13 +91,13 @@ fn hierarchical_settings() {
     g.set_zswap_max(a, Some(100)).unwrap();
     assert_eq!(g.zswap_max(a).unwrap(), Some(100));
     assert_eq!(g.zswap_max(b).unwrap(), None);
-    g.charge(b, 60, false).unwrap();
+    g.charge(b, 60, false, None).unwrap();
     assert!(g.may_zswap(b).unwrap());
     assert_eq!(g.over_limit(b).unwrap(), None);
-    g.charge(b, 40, true).unwrap();
+    g.charge(b, 40, true, None).unwrap();
     assert!(!g.may_zswap(b).unwrap(), "a's usage (100) reached its max");
     assert_eq!(g.over_limit(b).unwrap(), Some(a));
-    g.uncharge(b, 40, true).unwrap();
+    g.uncharge(b, 40, true, None).unwrap();
     assert!(g.may_zswap(b).unwrap());
     g.set_zswap_max(b, Some(0)).unwrap();
     assert!(!g.may_zswap(b).unwrap(), "zswap.max 0 forbids any store");
@@ -121,8 +121,7 @@ fn counters_are_hierarchical_and_follow_offline() {
     let g = Groups::new();
     let a = g.create(GroupId::ROOT).unwrap();
     let b = g.create(a).unwrap();
-    assert_eq!(g.charge(b, 10, true).unwrap(), b);
-    g.count_event(b, GroupEvent::Zswpout).unwrap();
+    assert_eq!(g.charge(b, 10, true, Some(GroupEvent::Zswpout)).unwrap(), b);
     g.count_event(a, GroupEvent::Zswpwb).unwrap();
     let sa = g.stats(a).unwrap();
     assert_eq!(
@@ -139,13 +138,17 @@ fn counters_are_hierarchical_and_follow_offline() {
     assert_eq!(g.stats(b).unwrap().zswpwb, 0);
     g.offline(b).unwrap();
     // A charge to an offline group lands on its nearest online ancestor.
-    assert_eq!(g.charge(b, 5, false).unwrap(), a);
+    assert_eq!(g.charge(b, 5, false, None).unwrap(), a);
     assert_eq!(g.stats(a).unwrap().zswap, 15);
-    g.uncharge(b, 10, true).unwrap();
-    g.uncharge(a, 5, false).unwrap();
+    // b's last charge goes with a load's event: counted on the way up,
+    // before the reference that frees b.
+    g.uncharge(b, 10, true, Some(GroupEvent::Zswpin)).unwrap();
+    g.uncharge(a, 5, false, None).unwrap();
+    assert_eq!(g.stats(a).unwrap().zswpin, 1);
     assert_eq!(
         g.stats(GroupId::ROOT).unwrap(),
         GroupStats {
+            zswpin: 1,
             zswpout: 1,
             zswpwb: 1,
             zswpwb_foreign: 0,
@@ -173,7 +176,7 @@ fn pre_order_and_round_robin() {
     assert_eq!(rr.next(&g), Some(a1));
     // The cursor points at a1; a1 goes offline (kept by a charge); the
     // cursor moves on.
-    g.charge(a1, 1, false).unwrap();
+    g.charge(a1, 1, false, None).unwrap();
     g.offline(a1).unwrap();
     assert_eq!(rr.position(), Some(a1));
     assert_eq!(rr.next(&g), Some(a2));
@@ -188,6 +191,6 @@ fn pre_order_and_round_robin() {
     assert_eq!(rr.next(&g), Some(a2));
     g.offline(a2).unwrap();
     assert_eq!(rr.next(&g), Some(r), "a2 was freed: a new pass");
-    g.uncharge(a1, 1, false).unwrap();
+    g.uncharge(a1, 1, false, None).unwrap();
     assert_eq!(g.iter().collect::<Vec<_>>(), vec![r, a]);
 }

@@ -147,12 +147,11 @@ impl Inner {
         let removed = pin.remove();
         debug_assert!(removed.as_ref().is_some_and(|r| Item::ptr_eq(r, entry)));
         // Counted before the free, which may free the entry's group (its
-        // last reference).
+        // last reference); `zswpwb` by the free's own uncharge.
         let group = self.group_of(entry);
         // The slot's page is on the device now: the cell records its owner,
         // whose swap-in from the device the shrinker will hear of.
         pin.set_owner(group);
-        let _ = self.groups.count_event(group, GroupEvent::Zswpwb);
         if let Some(asker) = for_limit {
             if !self.owns(asker, group) {
                 let _ = self.groups.count_event(group, GroupEvent::ZswpwbForeign);
@@ -160,7 +159,7 @@ impl Inner {
         }
         inc(&self.stats.written_back_pages);
         let bytes = entry.data().charged_len();
-        self.free_entry_in(entry, pool);
+        self.free_entry_in(entry, pool, Some(GroupEvent::Zswpwb));
         drop(pin);
         Writeback::Written(bytes)
     }

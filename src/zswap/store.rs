@@ -107,21 +107,24 @@ impl Inner {
             },
         };
         let (len, incompressible) = (data.charged_len(), data.incompressible());
-        let charged = match self.groups.charge(group, len, incompressible) {
-            Ok(charged) => charged,
-            Err(e) => {
-                // The group was taken offline and freed while we stored:
-                // give back the object and its pool reference.
-                // (Not in the index yet, so no compaction has moved it.)
-                if let Data::Stored { pool, loc, len } = data {
-                    let p = self.pool(pool);
-                    p.pool.free_placed(loc, usize::from(len));
-                    self.put_pool(&p);
+        let charged =
+            match self
+                .groups
+                .charge(group, len, incompressible, Some(GroupEvent::Zswpout))
+            {
+                Ok(charged) => charged,
+                Err(e) => {
+                    // The group was taken offline and freed while we stored:
+                    // give back the object and its pool reference.
+                    // (Not in the index yet, so no compaction has moved it.)
+                    if let Data::Stored { pool, loc, len } = data {
+                        let p = self.pool(pool);
+                        p.pool.free_placed(loc, usize::from(len));
+                        self.put_pool(&p);
+                    }
+                    return Err(e);
                 }
-                return Err(e);
-            }
-        };
-        self.groups.count_event(charged, GroupEvent::Zswpout)?;
+            };
         let entry = Item::new(Entry::new(slot, data, charged, node));
         inc(&self.stats.stored_pages);
         // A stored entry's pool reference was taken by
@@ -250,23 +253,29 @@ impl Inner {
         };
         let pool = self.pool_of(&entry);
         let r = self.decompress(&entry, pool.as_deref(), page);
-        if r.is_ok() {
-            self.groups
-                .count_event(self.group_of(&entry), GroupEvent::Zswpin)?;
-        }
-        self.free_entry_in(&entry, pool);
+        // Counted by the uncharge's walk, before the entry's group
+        // reference goes (the last one frees an offline group).
+        let event = r.is_ok().then_some(GroupEvent::Zswpin);
+        self.free_entry_in(&entry, pool, event);
         r.map(|()| true)
     }
 
     /// Releases everything an entry holds. Called exactly once, by whoever
     /// took the entry out of the index.
     pub(super) fn free_entry(&self, entry: &Item<Entry>) {
-        self.free_entry_in(entry, self.pool_of(entry));
+        self.free_entry_in(entry, self.pool_of(entry), None);
     }
 
     /// [`free_entry`](Self::free_entry) with the entry's pool already
-    /// looked up ([`pool_of`](Self::pool_of)).
-    pub(super) fn free_entry_in(&self, entry: &Item<Entry>, pool: Option<PoolRef>) {
+    /// looked up ([`pool_of`](Self::pool_of)), counting `event` for the
+    /// entry's group (a load's `zswpin`, a writeback's `zswpwb`) as the
+    /// charge goes.
+    pub(super) fn free_entry_in(
+        &self,
+        entry: &Item<Entry>,
+        pool: Option<PoolRef>,
+        event: Option<GroupEvent>,
+    ) {
         // Dead first, then unlink: a shrinker that puts the entry back
         // after this `del` sees `dead` and unlinks it itself (reclaim.rs).
         // An AcqRel read-modify-write, paired with the shrinker's: see
@@ -279,6 +288,7 @@ impl Inner {
             self.group_of(entry),
             data.charged_len(),
             data.incompressible(),
+            event,
         );
         dec(&self.stats.stored_pages);
         match data {
