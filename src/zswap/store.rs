@@ -107,24 +107,23 @@ impl Inner {
             },
         };
         let (len, incompressible) = (data.charged_len(), data.incompressible());
-        let charged =
-            match self
-                .groups
-                .charge(group, len, incompressible, Some(GroupEvent::Zswpout))
-            {
-                Ok(charged) => charged,
-                Err(e) => {
-                    // The group was taken offline and freed while we stored:
-                    // give back the object and its pool reference.
-                    // (Not in the index yet, so no compaction has moved it.)
-                    if let Data::Stored { pool, loc, len } = data {
-                        let p = self.pool(pool);
-                        p.pool.free_placed(loc, usize::from(len));
-                        self.put_pool(&p);
-                    }
-                    return Err(e);
+        let charged = self
+            .groups
+            .charge(group, len, incompressible, Some(GroupEvent::Zswpout));
+        let charged = match charged {
+            Ok(charged) => charged,
+            Err(e) => {
+                // The group was taken offline and freed while we stored:
+                // give back the object and its pool reference.
+                // (Not in the index yet, so no compaction has moved it.)
+                if let Data::Stored { pool, loc, len } = data {
+                    let p = self.pool(pool);
+                    p.pool.free_placed(loc, usize::from(len));
+                    self.put_pool(&p);
                 }
-            };
+                return Err(e);
+            }
+        };
         let entry = Item::new(Entry::new(slot, data, charged, node));
         inc(&self.stats.stored_pages);
         // A stored entry's pool reference was taken by
