@@ -267,9 +267,10 @@ fn counter(info: &GroupInfo, event: GroupEvent) -> &AtomicU64 {
 }
 
 /// A plain subtraction, repaired if it went below zero: charges and
-/// uncharges pair up, so the repair is for a caller's bug only, and the
-/// common case stays one atomic operation.
-fn sub_saturating(a: &AtomicU64, n: u64) {
+/// uncharges (and a gauge's increments and decrements) pair up, so the
+/// repair is for a caller's bug only, and the common case stays one
+/// atomic operation.
+pub(crate) fn sub_saturating(a: &AtomicU64, n: u64) {
     let prev = a.fetch_sub(n, Ordering::Relaxed);
     if prev < n {
         let _ = a.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {

@@ -41,8 +41,8 @@ mod charge;
 mod id;
 mod iter;
 
-pub(crate) use charge::GroupEvent;
 pub use charge::GroupStats;
+pub(crate) use charge::{sub_saturating, GroupEvent};
 pub use id::{GroupId, GroupState};
 pub use iter::{PreOrder, RoundRobin};
 

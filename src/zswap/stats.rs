@@ -73,15 +73,10 @@ pub(crate) fn inc(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Takes one away (gauges only; never below zero). One atomic operation:
-/// increments and decrements pair up, so the repair of an underflow is
-/// for a bug only, as the groups' uncharge repairs theirs.
+/// Takes one away (gauges only; never below zero): one atomic operation,
+/// repaired as the groups' uncharge repairs its counters.
 pub(crate) fn dec(c: &AtomicU64) {
-    if c.fetch_sub(1, Ordering::Relaxed) == 0 {
-        let _ = c.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-            Some(if v > u64::MAX / 2 { 0 } else { v })
-        });
-    }
+    crate::group::sub_saturating(c, 1);
 }
 
 impl Counters {
